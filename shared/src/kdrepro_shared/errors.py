@@ -31,6 +31,10 @@ class DatasetLayoutError(KdReproError, FileNotFoundError):
     """A dataset root does not hold the on-disk layout the reader expects; the message names that layout."""
 
 
+class DatasetExistsError(KdReproError, FileExistsError):
+    """A writer's target folder already holds other files; the message says which folder to delete or change."""
+
+
 def exit_on_user_error(func: Callable[P, R]) -> Callable[P, R]:
     """Wrap an entry point so a `KdReproError` ends the program with its one line instead of a traceback."""
 
