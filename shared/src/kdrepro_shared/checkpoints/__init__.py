@@ -4,20 +4,20 @@
 papers released; `load` / `save` read and write checkpoint files; `TrainState` captures a resumable training run.
 """
 
-from .download import fetch, is_offline, kdrepro_home, sha256_of, target_path
-from .io import load, save
+from .download import fetch, is_offline, sha256_of, target_path
+from .io import SCHEMA_VERSION, load, save
 from .registry import PAPERS, Artifact, get_artifact, list_artifacts, mirror_link, registry_markdown
 from .train_state import TrainState, capture_train_state, restore_train_state
 
 __all__ = [
     "PAPERS",
+    "SCHEMA_VERSION",
     "Artifact",
     "TrainState",
     "capture_train_state",
     "fetch",
     "get_artifact",
     "is_offline",
-    "kdrepro_home",
     "list_artifacts",
     "load",
     "mirror_link",

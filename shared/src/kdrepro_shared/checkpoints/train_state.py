@@ -1,7 +1,8 @@
 """Capture and restore everything a training run needs to continue after a restart as if it had never stopped.
 
 The captured dict holds only plain types and tensors (state dicts, counters, RNG states), so it is written with
-`save` and read back with `load(..., weights_only=True)`.
+`save` and read back with `load(..., weights_only=True)`. Capture at an epoch boundary: a DataLoader draws an
+epoch's shuffle order when the epoch starts, so a mid-epoch resume would not replay the same batches.
 """
 
 from __future__ import annotations
