@@ -101,8 +101,9 @@ def test_meta_block_records_provenance_in_plain_types(tmp_path: Path) -> None:
         "resume": None,
         "data": "/data",
         "milestones": [150, 180],
-        "beta": "0.5",
+        "beta": 0.5,
     }
+    assert type(meta["args"]["beta"]) is float  # numpy scalars are stored as Python's
     assert meta["torch_version"] == str(torch.__version__)
     assert datetime.fromisoformat(meta["created"]).tzinfo is not None
 

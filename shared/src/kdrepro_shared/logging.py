@@ -16,6 +16,7 @@ from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 from kdrepro_shared.distributed import comm_device, is_dist_avail_and_initialized, is_main_process
+from kdrepro_shared.plain import args_to_dict
 
 T = TypeVar("T")
 
@@ -155,21 +156,9 @@ class MetricLogger:
                     bar.set_postfix_str(str(self), refresh=False)
 
 
-def _plain(value: Any) -> Any:
-    """`value` as YAML-safe data: scalars and containers kept, anything else (paths, devices, ...) as its str."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return str(value)
-
-
 def save_args_yaml(args: argparse.Namespace | Mapping[str, Any], out_dir: str | os.PathLike[str]) -> Path:
     """Write the run's resolved arguments to `out_dir/args.yaml` (in their given order) and return that path."""
-    values = vars(args) if isinstance(args, argparse.Namespace) else args
     path = Path(out_dir) / "args.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(_plain(values), sort_keys=False), encoding="utf-8")
+    path.write_text(yaml.safe_dump(args_to_dict(args), sort_keys=False), encoding="utf-8")
     return path

@@ -14,7 +14,6 @@ import re
 import secrets
 import subprocess
 import zipfile
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from kdrepro_shared.errors import CheckpointError
+from kdrepro_shared.plain import args_to_dict
 
 SCHEMA_VERSION = 1
 META_KEY = "kdrepro_meta"
@@ -86,7 +86,7 @@ def _build_meta(args: Any) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "git_commit": _git_commit(),
-        "args": _run_args(args),
+        "args": None if args is None else args_to_dict(args),
         "torch_version": str(torch.__version__),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -135,28 +135,6 @@ def _git_commit() -> str | None:
         return None
     sha = done.stdout.strip()
     return sha if done.returncode == 0 and _SHA.fullmatch(sha) else None
-
-
-def _run_args(args: Any) -> dict[str, Any] | None:
-    """Turn a run's arguments (argparse.Namespace, SimpleNamespace or mapping) into a dict of plain values."""
-    if args is None:
-        return None
-    if isinstance(args, Mapping):
-        return _plain(args)
-    if hasattr(args, "__dict__"):
-        return _plain(vars(args))
-    raise TypeError(f"args must be an argparse.Namespace or a mapping, got {type(args).__name__}")
-
-
-def _plain(value: Any) -> Any:
-    """Return `value` as None/bool/int/float/str, lists and str-keyed dicts; anything else becomes its str."""
-    if value is None or type(value) in (bool, int, float, str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return str(value)
 
 
 def _describe_failure(path: Path, err: Exception) -> str:
