@@ -62,6 +62,11 @@ def import_name(package: str) -> str:
     return "kdrepro_shared" if package == SHARED else package
 
 
+def having(relative_path: str) -> list[str]:
+    """The packages whose folder holds `relative_path` (`{name}` stands for the import name)."""
+    return [p for p in ALL_PACKAGES if (ROOT / package_dir(p) / relative_path.format(name=import_name(p))).exists()]
+
+
 def install_package(session: nox.Session, package: str, extra: str = "") -> None:
     """Install shared and `package` editable in one resolve, so the workspace source keeps shared editable."""
     suffix = f"[{extra}]" if extra else ""
@@ -88,7 +93,7 @@ def tests(session: nox.Session, package: str) -> None:
 
 
 @nox.session(default=False)
-@nox.parametrize("package", ALL_PACKAGES)
+@nox.parametrize("package", having("src/{name}/demo.py"))
 def demo(session: nox.Session, package: str) -> None:
     """Run one package's pipeline end to end on its embedded default; `-s demo` runs every package."""
     install_package(session, package)
@@ -96,7 +101,7 @@ def demo(session: nox.Session, package: str) -> None:
 
 
 @nox.session(default=False)
-@nox.parametrize("package", ALL_PACKAGES)
+@nox.parametrize("package", having("benchmarks/bench.py"))
 def bench(session: nox.Session, package: str) -> None:
     """Run one package's benchmark script, which prints throughput beside the figure it is compared to."""
     install_package(session, package)
