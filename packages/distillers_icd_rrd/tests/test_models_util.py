@@ -23,6 +23,7 @@ from torch import nn
 
 from distillers_icd_rrd.distillers import VIDLoss
 from distillers_icd_rrd.models import util as U
+from kdrepro_shared.errors import KdReproError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "distillers"
 RTOL, ATOL = 1e-4, 1e-6
@@ -227,10 +228,10 @@ def test_auxiliary_parameter_counts(pair: str) -> None:
 
 
 def test_convreg_unsupported_size_raises() -> None:
-    """The original's `raise NotImplemented(...)` is a TypeError; the intended NotImplementedError is raised."""
-    with pytest.raises(NotImplementedError, match="student size 4, teacher size 16"):
+    """The original's `raise NotImplemented(...)` is a TypeError; here a one-line error says which shapes failed."""
+    with pytest.raises(KdReproError, match="student map of size 4 to a larger teacher map of size 16"):
         U.ConvReg([2, 8, 4, 4], [2, 8, 16, 16])
-    with pytest.raises(NotImplementedError, match="layer not supported: 5"):
+    with pytest.raises(KdReproError, match=r"PoolEmbed supports layers .*, got 5"):
         U.PoolEmbed(layer=5)
 
 

@@ -10,6 +10,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
+from kdrepro_shared.errors import KdReproError
+
 DATA_FOLDER = "./data"
 # The seed normalises CIFAR-100 *and* CIFAR-10 with these CIFAR-100 statistics.
 CIFAR_MEAN = (0.5071, 0.4867, 0.4408)
@@ -90,12 +92,16 @@ class InstanceSampleMixin:
             target = self.target_transform(target)
         if not self.is_sample:
             return img, target, index
+        return img, target, index, self.contrast_indices(index, target)
+
+    def contrast_indices(self, index: int, target: int) -> np.ndarray:
+        """[positive, k negatives] for item `index` of class `target`, drawn from numpy's global RNG."""
         if self.mode == "exact":
             pos_idx = index
         elif self.mode == "relax":
             pos_idx = np.random.choice(self.cls_positive[target], 1)[0]
         else:
-            raise NotImplementedError(self.mode)
+            raise KdReproError(f"CRD --mode must be exact or relax, got {self.mode!r}")
         replace = self.k > len(self.cls_negative[target])
         neg_idx = np.random.choice(self.cls_negative[target], self.k, replace=replace)
-        return img, target, index, np.hstack((np.asarray([pos_idx]), neg_idx))
+        return np.hstack((np.asarray([pos_idx]), neg_idx))

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from kdrepro_shared.data import ImageFolder
+from kdrepro_shared.errors import KdReproError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -69,7 +70,7 @@ class ImageFolderSample(ImageFolder):
 def _imagenet_folder(dataset: str, data_folder: str) -> Path:
     """``data_folder/imagenet``, the only dataset these loaders know."""
     if dataset != "imagenet":
-        raise NotImplementedError(f"dataset not supported: {dataset}")
+        raise KdReproError(f"these loaders read only the 'imagenet' dataset, got {dataset!r}")
     return Path(data_folder) / "imagenet"
 
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdrepro_shared.errors import KdReproError
+
 
 class ShuffleBlock(nn.Module):
     """Channel shuffle: [N,C,H,W] → [N,g,C/g,H,W] → [N,C/g,g,H,W] → [N,C,H,W]."""
@@ -96,8 +98,8 @@ class ShuffleNet(nn.Module):
         return nn.ModuleList([self.conv1, self.bn1, self.layer1, self.layer2, self.layer3])
 
     def get_bn_before_relu(self) -> list[nn.BatchNorm2d]:
-        """Not supported, as in the original (used only by the "Overhaul" method)."""
-        raise NotImplementedError('ShuffleNet currently is not supported for "Overhaul" teacher')
+        """ShuffleNetV1 has no BN-before-ReLU list, as in the original: a method that needs one cannot use it."""
+        raise KdReproError('ShuffleV1 cannot be an "Overhaul"-style teacher: it has no BN-before-ReLU layer list')
 
     def forward(
         self, x: torch.Tensor, is_feat: bool = False, preact: bool = False

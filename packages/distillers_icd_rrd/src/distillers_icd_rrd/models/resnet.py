@@ -137,7 +137,7 @@ class ResNet(nn.Module):
             return [self.layer1[-1].bn3, self.layer2[-1].bn3, self.layer3[-1].bn3]
         if isinstance(self.layer1[0], BasicBlock):
             return [self.layer1[-1].bn2, self.layer2[-1].bn2, self.layer3[-1].bn2]
-        raise NotImplementedError("ResNet unknown block error !!!")
+        raise TypeError(f"unknown ResNet block {type(self.layer1[0]).__name__}")
 
     def forward(
         self, x: torch.Tensor, is_feat: bool = False, preact: bool = False

@@ -117,7 +117,7 @@ class ResNet(nn.Module):
             return [layer[-1].bn3 for layer in layers]
         if isinstance(self.layer1[0], BasicBlock):
             return [layer[-1].bn2 for layer in layers]
-        raise NotImplementedError("ResNet unknown block error !!!")
+        raise TypeError(f"unknown ResNet block {type(self.layer1[0]).__name__}")
 
     def _make_layer(
         self, block: type[BasicBlock] | type[Bottleneck], planes: int, num_blocks: int, stride: int

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from kdrepro_shared.errors import KdReproError
+
 Shape = Sequence[int]
 
 
@@ -85,8 +87,8 @@ class ConvReg(nn.Module):
         elif s_h >= t_h:
             self.conv = nn.Conv2d(s_c, t_c, kernel_size=(1 + s_h - t_h, 1 + s_w - t_w))
         else:
-            # The original raises `NotImplemented(...)`, itself a TypeError; the intended error is raised here.
-            raise NotImplementedError(f"student size {s_h}, teacher size {t_h}")
+            # The original raises `NotImplemented(...)`, itself a TypeError; this says what was meant.
+            raise KdReproError(f"ConvReg cannot map a student map of size {s_h} to a larger teacher map of size {t_h}")
         self.bn = nn.BatchNorm2d(t_c)
         self.relu = nn.ReLU(inplace=True)
 
@@ -236,7 +238,7 @@ class PoolEmbed(nn.Module):
     def __init__(self, layer: int = 0, dim_out: int = 128, pool_type: str = "avg") -> None:
         super().__init__()
         if layer not in _POOL_EMBED_LAYERS:
-            raise NotImplementedError(f"layer not supported: {layer}")
+            raise KdReproError(f"PoolEmbed supports layers {sorted(_POOL_EMBED_LAYERS)}, got {layer}")
         pool_size, n_channels = _POOL_EMBED_LAYERS[layer]
         self.embed = nn.Sequential()
         if layer <= 3:
