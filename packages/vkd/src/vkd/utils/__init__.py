@@ -1,0 +1,1 @@
+"""The original's `utils` package: optimizer, LR scheduler, tensor and CSV-logging helpers."""
