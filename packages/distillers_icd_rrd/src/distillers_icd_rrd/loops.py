@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from distillers_icd_rrd.script_utils import get_device
+from distillers_icd_rrd.fast_path import Runtime
+from kdrepro_shared.distributed import DistributedEvalSampler, all_gather_uneven
 
 TRAIN_LINE = (
     "Epoch: [{0}][{1}/{2}]\t"
@@ -80,21 +81,22 @@ def train_vanilla(  # noqa: PLR0917 (RepDistiller's signature)
     criterion: nn.Module,
     optimizer: torch.optim.Optimizer,
     opt: argparse.Namespace,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[Any, Any]:
     """One epoch of cross-entropy training; return (top-1, loss) averaged over the epoch."""
     model.train()
-    device = get_device()
+    run = Runtime.of(opt)
     meters = _meters()
     end = time.time()
     for idx, (images, labels) in enumerate(train_loader):
         meters["data_time"].update(time.time() - end)
-        inputs, target = images.float().to(device), labels.to(device)
-        output = model(inputs)
-        loss = criterion(output, target)
+        inputs, target = run.inputs(images), labels.to(run.device)
+        with run.autocast():
+            output = model(inputs)
+            loss = criterion(output, target)
         _record(meters, output, target, loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        _step(loss, optimizer, scaler)
         meters["batch_time"].update(time.time() - end)
         end = time.time()
         _print_train(epoch, idx, len(train_loader), meters, opt)
@@ -109,6 +111,8 @@ def train_distill(  # noqa: PLR0917 (RepDistiller's signature)
     criterion_list: nn.ModuleList,
     optimizer: torch.optim.Optimizer,
     opt: argparse.Namespace,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[Any, Any]:
     """One epoch of γ·CE + α·KD + β·method loss; module_list = [student, method modules..., teacher]."""
     for module in module_list:
@@ -120,29 +124,30 @@ def train_distill(  # noqa: PLR0917 (RepDistiller's signature)
         module_list[2].eval()
     criterion_cls, criterion_div, criterion_kd = criterion_list[0], criterion_list[1], criterion_list[2]
     model_s, model_t = module_list[0], module_list[-1]
-    device = get_device()
+    run = Runtime.of(opt)
     meters = _meters()
     end = time.time()
     for idx, data in enumerate(train_loader):
         meters["data_time"].update(time.time() - end)
-        inputs, target, index = data[0].float().to(device), data[1].to(device), data[2].to(device)
-        contrast_idx = data[3].to(device) if opt.distill == "crd" else None
+        inputs, target, index = run.inputs(data[0]), data[1].to(run.device), data[2].to(run.device)
+        contrast_idx = data[3].to(run.device) if opt.distill == "crd" else None
 
         preact = opt.distill == "abound"
-        feat_s, logit_s = model_s(inputs, is_feat=True, preact=preact)
-        with torch.no_grad():
-            feat_t, logit_t = model_t(inputs, is_feat=True, preact=preact)
-            feat_t = [f.detach() for f in feat_t]
+        with run.autocast():
+            feat_s, logit_s = model_s(inputs, is_feat=True, preact=preact)
+            with torch.no_grad():
+                feat_t, logit_t = model_t(inputs, is_feat=True, preact=preact)
+                feat_t = [f.detach() for f in feat_t]
 
-        loss_cls = criterion_cls(logit_s, target)
-        loss_div = criterion_div(logit_s, logit_t)
-        loss_kd = distill_loss(opt, module_list, criterion_kd, feat_s, feat_t, index=index, contrast_idx=contrast_idx)
-        loss = opt.gamma * loss_cls + opt.alpha * loss_div + opt.beta * loss_kd
+            loss_cls = criterion_cls(logit_s, target)
+            loss_div = criterion_div(logit_s, logit_t)
+            loss_kd = distill_loss(
+                opt, module_list, criterion_kd, feat_s, feat_t, index=index, contrast_idx=contrast_idx
+            )
+            loss = opt.gamma * loss_cls + opt.alpha * loss_div + opt.beta * loss_kd
 
         _record(meters, logit_s, target, loss)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        _step(loss, optimizer, scaler)
         meters["batch_time"].update(time.time() - end)
         end = time.time()
         _print_train(epoch, idx, len(train_loader), meters, opt)
@@ -186,16 +191,23 @@ def distill_loss(  # noqa: PLR0911 (one return per method)
 def validate(
     val_loader: DataLoader, model: nn.Module, criterion: nn.Module, opt: argparse.Namespace
 ) -> tuple[Any, Any, Any]:
-    """Evaluate `model` in eval mode on the whole loader; return (top-1, top-5, loss)."""
+    """Evaluate `model` in eval mode on the whole loader; return (top-1, top-5, loss).
+
+    With a DistributedEvalSampler each rank scores its block, and the gathered outputs (the test set in order) are
+    recorded in the loader's batch size, so every rank gets the numbers of a single-process run.
+    """
     model.eval()
-    device = get_device()
+    run = Runtime.of(opt)
+    if isinstance(val_loader.sampler, DistributedEvalSampler):
+        return _validate_sharded(val_loader, model, criterion, run)
     meters = _meters()
     with torch.no_grad():
         end = time.time()
         for idx, (images, labels) in enumerate(val_loader):
-            inputs, target = images.float().to(device), labels.to(device)
-            output = model(inputs)
-            loss = criterion(output, target)
+            inputs, target = run.inputs(images), labels.to(run.device)
+            with run.autocast():
+                output = model(inputs)
+                loss = criterion(output, target)
             _record(meters, output, target, loss)
             meters["batch_time"].update(time.time() - end)
             end = time.time()
@@ -203,6 +215,41 @@ def validate(
                 print(TEST_LINE.format(idx, len(val_loader), **meters))
         print(SUMMARY_LINE.format(**meters))
     return meters["top1"].avg, meters["top5"].avg, meters["loss"].avg
+
+
+def _validate_sharded(
+    val_loader: DataLoader, model: nn.Module, criterion: nn.Module, run: Runtime
+) -> tuple[Any, Any, Any]:
+    """`validate` over a DistributedEvalSampler: score this rank's block, gather every block, record in order."""
+    outputs, targets = [], []
+    with torch.no_grad():
+        for images, labels in val_loader:
+            with run.autocast():
+                outputs.append(model(run.inputs(images)).float())
+            targets.append(labels.to(run.device))
+        output = torch.cat(all_gather_uneven(torch.cat(outputs)))
+        target = torch.cat(all_gather_uneven(torch.cat(targets)))
+        meters = _meters()
+        for start in range(0, len(target), val_loader.batch_size):
+            chunk, chunk_target = (
+                output[start : start + val_loader.batch_size],
+                target[start : start + val_loader.batch_size],
+            )
+            _record(meters, chunk, chunk_target, criterion(chunk, chunk_target))
+    print(SUMMARY_LINE.format(**meters))
+    return meters["top1"].avg, meters["top5"].avg, meters["loss"].avg
+
+
+def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """zero_grad, backward and step; through the GradScaler under `--precision fp16`."""
+    optimizer.zero_grad()
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def _meters() -> dict[str, AverageMeter]:

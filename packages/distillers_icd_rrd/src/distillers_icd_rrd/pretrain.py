@@ -12,8 +12,8 @@ from torch import nn, optim
 from torch.backends import cudnn
 from torch.utils.data import DataLoader
 
+from distillers_icd_rrd.fast_path import Runtime
 from distillers_icd_rrd.loops import AverageMeter
-from distillers_icd_rrd.script_utils import get_device
 
 # Students whose factor-transfer paraphraser is pre-trained with lr 0.01 instead of --learning_rate.
 RESNET_WRN_STUDENTS = (
@@ -49,11 +49,12 @@ def init(  # noqa: PLR0917 (RepDistiller's signature)
     model_t.eval()
     model_s.eval()
     init_modules.train()
-    device = get_device()
+    run = Runtime.of(opt)
+    device = run.device
     if device.type == "cuda":
-        model_s.cuda()
-        model_t.cuda()
-        init_modules.cuda()
+        model_s.to(device)
+        model_t.to(device)
+        init_modules.to(device)
         cudnn.benchmark = True
     lr = 0.01 if opt.model_s in RESNET_WRN_STUDENTS and opt.distill == "factor" else opt.learning_rate
     optimizer = optim.SGD(init_modules.parameters(), lr=lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
@@ -65,7 +66,7 @@ def init(  # noqa: PLR0917 (RepDistiller's signature)
         end = time.time()
         for data in train_loader:
             data_time.update(time.time() - end)
-            inputs = data[0].float().to(device)
+            inputs = run.inputs(data[0])
             loss = _init_loss(opt, (model_s, model_t), init_modules, criterion, inputs)
             losses.update(loss.item(), inputs.size(0))
             optimizer.zero_grad()

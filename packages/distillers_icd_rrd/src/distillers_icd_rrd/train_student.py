@@ -37,6 +37,17 @@ from distillers_icd_rrd.distillers import (
     Similarity,
     VIDLoss,
 )
+from distillers_icd_rrd.fast_path import (
+    add_fast_path_options,
+    broadcast_state,
+    ddp,
+    make_scaler,
+    quiet_unless_main,
+    runtime_loaders,
+    set_loader_epoch,
+    setup_runtime,
+    sync_buffers,
+)
 from distillers_icd_rrd.loops import adjust_learning_rate, train_distill, validate
 from distillers_icd_rrd.models import model_dict
 from distillers_icd_rrd.models.util import Connector, ConvReg, LinearEmbed, Paraphraser, Translator
@@ -47,7 +58,6 @@ from distillers_icd_rrd.script_utils import (
     SMALL_LR_MODELS,
     add_common_options,
     add_optim_options,
-    get_device,
     get_teacher_name,
     load_model_state,
     make_run_folders,
@@ -55,6 +65,8 @@ from distillers_icd_rrd.script_utils import (
     read_model_state,
 )
 from kdrepro_shared.checkpoints import save
+from kdrepro_shared.device import channels_last, maybe_compile
+from kdrepro_shared.distributed import cleanup, is_main_process
 from kdrepro_shared.errors import KdReproError, exit_on_user_error
 from kdrepro_shared.logging import create_summary_writer
 
@@ -105,6 +117,7 @@ def parse_option(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", default="exact", type=str, choices=["exact", "relax"])
     parser.add_argument("--hint_layer", default=2, type=int, choices=[0, 1, 2, 3, 4])
     parser.add_argument("--resume", action="store_true", help="continue from the run's train_state.pth (new)")
+    add_fast_path_options(parser)
     opt = parser.parse_args(argv)
 
     # The seed keeps -a/-b at None and crashes on `None * loss` at the first iteration. Every command of its README
@@ -219,8 +232,19 @@ def _build_two_stage(
 def main(argv: Sequence[str] | None = None) -> None:
     """Distil `--model_s` from the `--path_t` teacher with `--distill`; save best, periodic and last checkpoints."""
     opt = parse_option(argv)
+    setup_runtime(opt)
+    try:
+        with quiet_unless_main():
+            _run(opt)
+    finally:
+        cleanup()
+
+
+def _run(opt: argparse.Namespace) -> None:
+    """Build the data, nets and method, validate the teacher, then train (on this rank)."""
     logger = create_summary_writer(opt.tb_folder)
     train_loader, val_loader, n_data, n_cls = get_loaders(opt)
+    train_loader, val_loader = runtime_loaders(opt, train_loader, val_loader)
     model_t = load_teacher(opt.path_t, n_cls)
     model_s = model_dict[opt.model_s](num_classes=n_cls)
 
@@ -248,39 +272,67 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Everything resumable: the student, the method's modules and the criteria's state (heads, queue, memory).
     run_state = nn.ModuleList([nn.ModuleList(module_list), criterion_list])
     module_list.append(model_t)  # after the optimizer, so the teacher gets no weight decay
-    device = get_device()
+    device = torch.device(opt.device)
     module_list.to(device)
     criterion_list.to(device)
+    channels_last(module_list, opt.channels_last)
+    channels_last(criterion_list, opt.channels_last)
     if device.type == "cuda":
         cudnn.benchmark = True
+    broadcast_state(nn.ModuleList([module_list, criterion_list]))
 
     teacher_acc, _, _ = validate(val_loader, model_t, criterion_list[0], opt)
     print(f"Teacher accuracy: {teacher_acc.item()}%")
-    _train(opt, (train_loader, val_loader), module_list, criterion_list, optimizer, run_state=run_state, logger=logger)
+    training = wrap_for_training(opt, module_list, criterion_list, extra_trainable)
+    _train(opt, (train_loader, val_loader), training, optimizer, run_state=run_state, logger=logger)
     logger.close()
+
+
+def wrap_for_training(
+    opt: argparse.Namespace, module_list: nn.ModuleList, criterion_list: nn.ModuleList, trainable: list[nn.Module]
+) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """The (module_list, criterion_list) the loop calls: the student compiled and, under DDP, every trained module
+    wrapped where it is called (CRD/ICD/RRD call their heads inside the criterion, VID is its own criterion)."""
+    model_s, *extras, model_t = module_list
+    criterion_kd = criterion_list[2]
+    if opt.distributed:
+        model_s = ddp(model_s, opt)
+        in_criterion = opt.distill in ("crd", "icd", "rrd")
+        extras = [ddp(m, opt) if m in trainable and not in_criterion else m for m in extras]
+        if in_criterion:  # RRD's embed_t never gets a gradient (its output is only enqueued)
+            criterion_kd = ddp(criterion_kd, opt, find_unused=opt.distill == "rrd")
+        elif opt.distill == "vid":
+            criterion_kd = nn.ModuleList([ddp(c, opt) for c in criterion_kd])
+    model_s = maybe_compile(model_s, opt.compile)
+    return nn.ModuleList([model_s, *extras, model_t]), nn.ModuleList([*criterion_list[:2], criterion_kd])
 
 
 def _train(
     opt: argparse.Namespace,
-    loaders: tuple[DataLoader, DataLoader],
-    module_list: nn.ModuleList,
-    criterion_list: nn.ModuleList,
+    loaders: tuple[Any, DataLoader],
+    training: tuple[nn.ModuleList, nn.ModuleList],
     optimizer: optim.Optimizer,
     *,
-    run_state: nn.Module,
+    run_state: nn.ModuleList,
     logger: Any,
 ) -> None:
     """The epoch loop: lr schedule, one distillation epoch, validation, checkpoints and TensorBoard scalars."""
     train_loader, val_loader = loaders
-    model_s = module_list[0]
+    module_list, criterion_list = training
+    model_s = run_state[0][0]
+    scaler = make_scaler(opt)
     start_epoch, best_acc, test_acc = 1, 0, None
     if opt.resume:
         start_epoch, best_acc, test_acc = load_train_state(opt.save_folder, run_state, optimizer)
     for epoch in range(start_epoch, opt.epochs + 1):
         adjust_learning_rate(epoch, opt, optimizer)
+        set_loader_epoch(train_loader, epoch)
         print("==> Training...")
         time1 = time.time()
-        train_acc, train_loss = train_distill(epoch, train_loader, module_list, criterion_list, optimizer, opt)
+        train_acc, train_loss = train_distill(
+            epoch, train_loader, module_list, criterion_list, optimizer, opt, scaler=scaler
+        )
+        sync_buffers(run_state[0])
         print(f"Epoch {epoch}, total time {time.time() - time1:.2f}")
         logger.add_scalar("train_acc", train_acc, epoch)
         logger.add_scalar("train_loss", train_loss, epoch)
@@ -297,7 +349,8 @@ def _train(
         if epoch % opt.save_freq == 0:
             print("==> Saving...")
             _save(opt, f"ckpt_epoch_{epoch}.pth", {"epoch": epoch, "model": model_s.state_dict(), "accuracy": test_acc})
-        save_train_state(opt, run_state, optimizer, epoch, best_acc=best_acc, last_acc=test_acc)
+        if is_main_process():
+            save_train_state(opt, run_state, optimizer, epoch, best_acc=best_acc, last_acc=test_acc)
 
     # The README/paper numbers are the last epoch's; the best is printed for information only.
     print("==> Last-epoch student accuracy:", test_acc)
@@ -306,8 +359,9 @@ def _train(
 
 
 def _save(opt: argparse.Namespace, name: str, state: dict[str, Any]) -> None:
-    """Write one of the seed's checkpoint files into the run folder, atomically and without extra keys."""
-    save(Path(opt.save_folder) / name, state, meta=False)
+    """Write one of the seed's checkpoint files into the run folder (rank 0 only), atomically, without extra keys."""
+    if is_main_process():
+        save(Path(opt.save_folder) / name, state, meta=False)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from kdrepro_shared.distributed import all_reduce_mean
+
 from ..models.util import Embed, Normalize
+from ._dist import gather_unique
+from ._precision import float32_forward
 
 __all__ = ["AliasMethod", "CRDLoss", "ContrastLoss", "ContrastMemory", "Embed", "Normalize"]
 
@@ -34,6 +38,7 @@ class CRDLoss(nn.Module):
         self.criterion_t = ContrastLoss(opt.n_data)
         self.criterion_s = ContrastLoss(opt.n_data)
 
+    @float32_forward
     def forward(
         self, f_s: torch.Tensor, f_t: torch.Tensor, idx: torch.Tensor, contrast_idx: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -68,6 +73,8 @@ class ContrastMemory(nn.Module):
     """Memory bank of N unit rows per view, scoring K+1 rows per sample and updated with momentum.
 
     Buffer `params` = [K, T, Z_v1, Z_v2, momentum]; Z_v1/Z_v2 start at −1 and are set once, on the first call.
+    Under DDP, Z is the mean over ranks (equal first shards: the global batch's mean) and the memory update uses the
+    gathered (index, v1, v2) of the global batch, so every rank's memory stays identical to a single process's.
     """
 
     def __init__(self, inputSize: int, outputSize: int, K: int, T: float = 0.07, momentum: float = 0.5) -> None:  # noqa: N803
@@ -109,11 +116,11 @@ class ContrastMemory(nn.Module):
 
         # Z is set from the first batch only (the original writes the graph-attached mean; the value is the same)
         if z_v1 < 0:
-            self.params[2] = out_v1.detach().mean() * output_size
+            self.params[2] = all_reduce_mean(out_v1.detach().mean()) * output_size
             z_v1 = self.params[2].item()
             print(f"normalization constant Z_v1 is set to {z_v1:.1f}")
         if z_v2 < 0:
-            self.params[3] = out_v2.detach().mean() * output_size
+            self.params[3] = all_reduce_mean(out_v2.detach().mean()) * output_size
             z_v2 = self.params[3].item()
             print(f"normalization constant Z_v2 is set to {z_v2:.1f}")
 
@@ -121,6 +128,7 @@ class ContrastMemory(nn.Module):
         out_v2 = torch.div(out_v2, z_v2).contiguous()
 
         with torch.no_grad():
+            y, v1, v2 = gather_unique(y, v1, v2)
             self._update(self.memory_v1, v1, y, momentum)
             self._update(self.memory_v2, v2, y, momentum)
         return out_v1, out_v2

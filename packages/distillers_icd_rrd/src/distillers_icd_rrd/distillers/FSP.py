@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._precision import float32_forward
+
 
 class FSP(nn.Module):
     """Per consecutive pair k: mean((G_s − G_t)²), G = mean_HW(top_c · bot_c′); needs equal per-layer channels."""
@@ -22,6 +24,7 @@ class FSP(nn.Module):
         if np.any(np.asarray(s_c) != np.asarray(t_c)):
             raise ValueError("num of channels not equal (error in FSP)")
 
+    @float32_forward
     def forward(self, g_s: Sequence[torch.Tensor], g_t: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """List of per-pair FSP losses."""
         s_fsp = self.compute_fsp(g_s)

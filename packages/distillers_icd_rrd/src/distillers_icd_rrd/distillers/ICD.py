@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.util import Normalize
+from ._dist import gather_with_grad
+from ._precision import float32_forward
 
 __all__ = ["Embed", "ICDLoss", "LearnableParams", "Normalize"]
 
@@ -35,10 +37,14 @@ class ICDLoss(nn.Module):
         self.embed_s = Embed(opt.s_dim, opt.feat_dim)
         self.embed_t = Embed(opt.t_dim, opt.feat_dim)
 
+    @float32_forward
     def forward(self, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
-        """ICD loss of student features f_s (B, s_dim) and teacher features f_t (B, t_dim); nothing is detached."""
-        f_s = F.normalize(self.embed_s(f_s), dim=1)
-        f_t = F.normalize(self.embed_t(f_t), dim=1)
+        """ICD loss of student features f_s (B, s_dim) and teacher features f_t (B, t_dim); nothing is detached.
+
+        Under DDP the embeddings of all ranks are gathered (with gradient), so L is the global batch's B×B matrix.
+        """
+        f_s = gather_with_grad(F.normalize(self.embed_s(f_s), dim=1))
+        f_t = gather_with_grad(F.normalize(self.embed_t(f_t), dim=1))
         n = f_s.size(0)
 
         tau = self.params.tau.exp().clamp(0, self.max_tau)

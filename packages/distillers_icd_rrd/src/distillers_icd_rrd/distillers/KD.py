@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._precision import float32_forward
+
 
 class DistillKL(nn.Module):
     """L = T² · KL(p_t ‖ p_s) summed over classes and averaged over the batch, p = softmax(logits / T)."""
@@ -15,6 +17,7 @@ class DistillKL(nn.Module):
         super().__init__()
         self.T = T
 
+    @float32_forward
     def forward(self, y_s: torch.Tensor, y_t: torch.Tensor) -> torch.Tensor:
         """KD loss on student logits y_s and teacher logits y_t."""
         p_s = F.log_softmax(y_s / self.T, dim=1)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._precision import float32_forward
+
 
 class KDSVD(nn.Module):
     """Per layer i ≥ 1: Σ(rbf_s − rbf_t)² / B with rbf = exp(−(v_i − v_{i−1})²/8), k teacher vectors, k+3 student."""
@@ -17,6 +19,7 @@ class KDSVD(nn.Module):
         super().__init__()
         self.k = k
 
+    @float32_forward
     def forward(self, g_s: Sequence[torch.Tensor], g_t: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """List of len(g_s) − 1 per-layer losses."""
         v_sb = None

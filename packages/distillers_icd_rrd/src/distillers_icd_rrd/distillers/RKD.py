@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._precision import float32_forward
+
 
 class RKDLoss(nn.Module):
     """L = w_d·smooth_l1(ψ_D(s), ψ_D(t)) + w_a·smooth_l1(ψ_A(s), ψ_A(t)); the teacher side is computed without grad."""
@@ -16,6 +18,7 @@ class RKDLoss(nn.Module):
         self.w_d = w_d
         self.w_a = w_a
 
+    @float32_forward
     def forward(self, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
         """RKD loss on flattened student/teacher features."""
         student = f_s.view(f_s.shape[0], -1)

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.util import Embed, Normalize
+from ._dist import gather_rows
+from ._precision import float32_forward
 
 __all__ = ["Embed", "Normalize", "RCDLoss", "RRDLoss"]
 
@@ -18,7 +20,8 @@ class RRDLoss(nn.Module):
     """Soft-target CE between queue similarities: −mean_i Σ_k softmax(ℓ_t/τ_t)_ik · log_softmax(ℓ_s/τ_s)_ik.
 
     `opt` needs s_dim, t_dim, feat_dim, nce_k (queue length K), nce_t_s (τ_s, 0.04) and nce_t_t (τ_t, 0.1).
-    The teacher embeddings are enqueued (FIFO) after the loss, so `embed_t` never receives a gradient.
+    The teacher embeddings are enqueued (FIFO) after the loss, so `embed_t` never receives a gradient. Under DDP the
+    gathered global batch (rank order) is enqueued on every rank, so the queues stay identical.
     """
 
     def __init__(self, opt: SimpleNamespace) -> None:
@@ -32,6 +35,7 @@ class RRDLoss(nn.Module):
         self.register_buffer("queue", F.normalize(torch.randn(opt.nce_k, opt.feat_dim), dim=0))
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
 
+    @float32_forward
     def forward(self, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
         """RRD loss of student f_s (B, s_dim) and teacher f_t (B, t_dim); the teacher batch is enqueued afterwards."""
         f_s = self.embed_s(f_s)
@@ -42,7 +46,7 @@ class RRDLoss(nn.Module):
         loss = -torch.sum(
             F.softmax(l_t.detach() / self.nce_t_t, dim=1) * F.log_softmax(l_s / self.nce_t_s, dim=1), dim=1
         ).mean()
-        self._dequeue_and_enqueue(f_t)
+        self._dequeue_and_enqueue(gather_rows(f_t))
         return loss
 
     @torch.no_grad()

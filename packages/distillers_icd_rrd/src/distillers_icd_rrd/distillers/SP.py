@@ -9,10 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._precision import float32_forward
+
 
 class Similarity(nn.Module):
     """Per layer: Σ(G_t − G_s)² / B², G = normalize_rows(F Fᵀ); each loss has shape (1,)."""
 
+    @float32_forward
     def forward(self, g_s: Sequence[torch.Tensor], g_t: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """List of per-layer similarity-preserving losses."""
         return [self.similarity_loss(f_s, f_t) for f_s, f_t in zip(g_s, g_t, strict=False)]
