@@ -12,8 +12,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from distillers_icd_rrd.distillers.registry import get_distiller_names
 from distillers_icd_rrd.fast_path import Runtime
 from kdrepro_shared.distributed import DistributedEvalSampler, all_gather_uneven
+from kdrepro_shared.errors import KdReproError
 
 TRAIN_LINE = (
     "Epoch: [{0}][{1}/{2}]\t"
@@ -185,7 +187,7 @@ def distill_loss(  # noqa: PLR0911 (one return per method)
         return sum(c(f_s, f_t) for f_s, f_t, c in zip(feat_s[1:-1], feat_t[1:-1], criterion_kd, strict=False))
     if method == "factor":
         return criterion_kd(module_list[1](feat_s[-2]), module_list[2](feat_t[-2], is_factor=True))
-    raise NotImplementedError(method)
+    raise KdReproError(f"unknown --distill {method!r}; valid choices: {', '.join(get_distiller_names())}")
 
 
 def validate(

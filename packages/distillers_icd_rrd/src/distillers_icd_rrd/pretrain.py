@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from distillers_icd_rrd.fast_path import Runtime
 from distillers_icd_rrd.loops import AverageMeter
+from kdrepro_shared.errors import KdReproError
 
 # Students whose factor-transfer paraphraser is pre-trained with lr 0.01 instead of --learning_rate.
 RESNET_WRN_STUDENTS = (
@@ -100,4 +101,4 @@ def _init_loss(
         return criterion(f_t_rec, feat_t[-2])
     if opt.distill == "fsp":
         return sum(criterion(feat_s[:-1], feat_t[:-1]))
-    raise NotImplementedError(f"Not supported in init training: {opt.distill}")
+    raise KdReproError(f"the init stage runs only for abound, factor and fsp, not {opt.distill!r}")

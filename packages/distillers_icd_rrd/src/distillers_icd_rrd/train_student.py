@@ -37,6 +37,7 @@ from distillers_icd_rrd.distillers import (
     Similarity,
     VIDLoss,
 )
+from distillers_icd_rrd.distillers.registry import get_distiller_names
 from distillers_icd_rrd.fast_path import (
     add_fast_path_options,
     broadcast_state,
@@ -225,7 +226,7 @@ def _build_two_stage(
         criterion = FSP([f.shape for f in feat_s[:-1]], [f.shape for f in feat_t[:-1]])
         run_init(nn.ModuleList([model_s.get_feat_modules()]), criterion)
         return criterion, [], []
-    raise NotImplementedError(opt.distill)
+    raise KdReproError(f"unknown --distill {opt.distill!r}; valid choices: {', '.join(get_distiller_names())}")
 
 
 @exit_on_user_error
