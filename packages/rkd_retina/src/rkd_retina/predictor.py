@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from inspect import signature
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-from kdrepro_shared.checkpoints.io import load
-from kdrepro_shared.errors import CheckpointError, KdReproError, exit_on_user_error
+from kdrepro_shared.errors import KdReproError, exit_on_user_error
+from rkd_retina.common.checkpoint import RELEASED_WEIGHTS_HINT, load_net, read_checkpoint
 from rkd_retina.common.common_util import pre_processing, remove_borders, sample_keypoint_desc, simple_nms
 
 DEFAULT_MODEL_NAME = "Swin"
@@ -45,20 +46,20 @@ def read_config(config_path: str | Path) -> dict[str, Any]:
 
 
 def load_predict_model(model_name: str, model_save_path: str | Path, device: torch.device) -> nn.Module:
-    """Build the registry's inference model `model_name` and strictly load `['net']` of `model_save_path`."""
-    from rkd_retina.model import registry  # noqa: PLC0415 (networks load only when a checkpoint does)
+    """Build the registry's inference model `model_name` (no config) and strictly load `['net']` of the checkpoint.
 
-    path = Path(model_save_path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist (PREDICT.model_save_path; a {{'net': ...}} file)")
-    try:
-        checkpoint = load(path, map_location=device)
-    except CheckpointError:
-        checkpoint = load(path, map_location=device, weights_only=False, trusted_legacy="RKD {'net', ...} checkpoint")
-    if not isinstance(checkpoint, dict) or "net" not in checkpoint:
-        raise CheckpointError(f"{path} holds no 'net' state dict (expected {{'net', 'optimizer', 'epoch'}})")
-    model = registry.get_model(model_name, device=device)
-    model.load_state_dict(checkpoint["net"])
+    A Swin checkpoint carries its teacher under `teacher.*`, so the student is built from those weights instead of
+    reading `./save/SuperRetina.pth` (the original constructor always read it, only to have it overwritten).
+    """
+    from rkd_retina.model.registry import get_model_class  # noqa: PLC0415 (networks load only when a checkpoint does)
+
+    checkpoint = read_checkpoint(model_save_path, "PREDICT.model_save_path", device, RELEASED_WEIGHTS_HINT)
+    state = checkpoint["net"]
+    model_class = get_model_class(model_name)
+    teacher = {k.removeprefix("teacher."): v for k, v in state.items() if k.startswith("teacher.")}
+    kwargs = {"teacher_state": teacher} if teacher and "teacher_state" in signature(model_class).parameters else {}
+    model = model_class(device=device, **kwargs)
+    load_net(model, state, model_save_path)
     return model
 
 

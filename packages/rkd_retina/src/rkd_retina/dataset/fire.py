@@ -6,6 +6,7 @@ with rows `x1 y1 x2 y2` (the same point in image 1 and image 2, native pixels). 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,19 +97,21 @@ def write_fake_fire(
     max_shift: float = 0.05,
     max_angle: float = 3.0,
     seed: int = 0,
+    draw: Callable[[int, int], np.ndarray] = synthetic_fundus,
 ) -> dict[str, np.ndarray]:
     """Write a fake FIRE set under `<root>/FIRE` (default: all 134 pair IDs) and return, per ID, the true 3×3
     homography mapping query (`_2`) pixels to reference (`_1`) pixels.
 
-    Each reference is a synthetic fundus image; its query is the reference warped by a random rotation and shift;
-    the ground truth has `points` rows `x1 y1 x2 y2` (`%.6f`) inside the central 60% of the reference.
+    Each reference is `draw(size, seed + index)` (RGB uint8; `synthetic_fundus` by default); its query is the
+    reference warped by a random rotation and shift; the ground truth has `points` rows `x1 y1 x2 y2` (`%.6f`)
+    inside the central 60% of the reference.
     """
     rng = np.random.default_rng(seed)
     fire = Path(root) / "FIRE"
     (fire / GT_DIR).mkdir(parents=True, exist_ok=True)
     homographies = {}
     for index, pair_id in enumerate(pairs if pairs is not None else fire_pair_ids()):
-        refer = synthetic_fundus(size, seed + index)
+        refer = draw(size, seed + index)
         angle = rng.uniform(-max_angle, max_angle)
         refer_to_query = np.eye(3)
         refer_to_query[:2] = cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1.0)

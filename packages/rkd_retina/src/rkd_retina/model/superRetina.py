@@ -7,6 +7,7 @@ triplet descriptor loss between an image and its random affine warp); subclasses
 
 from __future__ import annotations
 
+import abc
 import random
 from collections.abc import Mapping
 from typing import Any
@@ -92,7 +93,7 @@ def mined_triplet_loss(
     return triplet_margin_loss_gor(anchor_n, positive_n, hard_n, random_n, margin=DESCRIPTOR_MARGIN), True
 
 
-class RetinaKeypointModel(nn.Module):
+class RetinaKeypointModel(nn.Module, abc.ABC):
     """Training-mode forward shared by SuperRetina, LKUNET and the Swin student; subclasses define `network`."""
 
     PKE_learn: bool
@@ -113,9 +114,9 @@ class RetinaKeypointModel(nn.Module):
                 device
             )
 
+    @abc.abstractmethod
     def network(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (detector probability map B×1×H×W, descriptor map B×256×h×w)."""
-        raise NotImplementedError
+        """Return (detector probability map B×1×H×W, descriptor map B×256×h×w); each architecture defines it."""
 
     def descriptor_loss(  # noqa: PLR0917 (the original positional order)
         self,

@@ -57,6 +57,15 @@ SWIN_BLOCK_KEYS = (
 )
 
 
+def build_teacher(state: Mapping[str, torch.Tensor]) -> SuperRetinaTeacher:
+    """A frozen `SuperRetinaTeacher` holding `state` (strict load)."""
+    teacher = SuperRetinaTeacher()
+    teacher.load_state_dict(state)
+    for param in teacher.parameters():
+        param.requires_grad = False
+    return teacher
+
+
 def load_teacher(path: str | Path, device: str | torch.device) -> SuperRetinaTeacher:
     """Build the frozen SuperRetina teacher from the `{'net': state_dict}` checkpoint at `path` (strict load)."""
     path = Path(path)
@@ -65,12 +74,7 @@ def load_teacher(path: str | Path, device: str | torch.device) -> SuperRetinaTea
             f"teacher checkpoint {path.absolute()} not found: the Swin student needs the SuperRetina weights there "
             "(models.zip of the original README, or set `teacher_path`)"
         )
-    checkpoint = load_checkpoint(path, map_location=device)
-    teacher = SuperRetinaTeacher()
-    teacher.load_state_dict(checkpoint["net"])
-    for param in teacher.parameters():
-        param.requires_grad = False
-    return teacher
+    return build_teacher(load_checkpoint(path, map_location=device)["net"])
 
 
 def default_device() -> str:
@@ -102,9 +106,11 @@ class SuperRetina(RetinaKeypointModel):
         downsample: str | type[nn.Module] = "merging",
         use_v2: bool = False,
         teacher_path: str | Path | None = None,
+        teacher_state: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         """Build the student; load the teacher from `teacher_path`, else `config['teacher_path']`, else the original
-        `./save/SuperRetina.pth`. `n_class` is accepted for the original signature and unused, as there.
+        `./save/SuperRetina.pth` — or take its weights from `teacher_state` without reading any file (inference from
+        a student checkpoint, whose `teacher.*` keys hold them). `n_class` is accepted and unused, as originally.
         """
         super().__init__()
         del n_class
@@ -174,9 +180,12 @@ class SuperRetina(RetinaKeypointModel):
         add_heads(self, 96, 256, 256, 256)
         self.out = UnetOutBlock(spatial_dims=spatial_dims, in_channels=feature_size, out_channels=out_channels)
 
-        if teacher_path is None:
-            teacher_path = config.get("teacher_path", TEACHER_PATH) if config is not None else TEACHER_PATH
-        self.teacher = load_teacher(teacher_path, device)
+        if teacher_state is not None:
+            self.teacher = build_teacher(teacher_state)
+        else:
+            if teacher_path is None:
+                teacher_path = config.get("teacher_path", TEACHER_PATH) if config is not None else TEACHER_PATH
+            self.teacher = load_teacher(teacher_path, device)
         self.teacher_detector_loss = DiceLoss()
         self.l1: torch.Tensor | float = 0
         self.l2: torch.Tensor | float = 0

@@ -1,0 +1,25 @@
+# ruff: noqa: N999 (the original script name)
+"""Original `train_Swin.py`: train the Swin student by reverse KD from a frozen SuperRetina teacher.
+
+Reads `./config/train.yaml` (or `--config`); saves `<model_save_path>_<epoch>` every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from kdrepro_shared.errors import exit_on_user_error
+from rkd_retina.common.train_util import train_model
+from rkd_retina.train_entry import run
+
+
+@exit_on_user_error
+def main(argv: Sequence[str] | None = None) -> nn.Module:
+    """Train as the original script did; return the trained model."""
+    return run("Swin", train_model, argv, __doc__)
+
+
+if __name__ == "__main__":
+    main()
