@@ -6,8 +6,6 @@ Filled DeiT-Ti student, 2 classes × 3 seeded 250×300 PNGs, val batches of 4 an
 from __future__ import annotations
 
 import json
-import math
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from kdrepro_shared.data import write_fake_image_folder
 from vkd import engine, evaluate
 from vkd.main_distributed import main
 from vkd.models import MODELS
+from vkd.testing import fill_value
 
 EXPECTED = json.loads((Path(__file__).parent / "fixtures" / "eval" / "deit_ti_eval.json").read_text())
 
@@ -31,21 +30,6 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def fill_value(key: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """Deterministic value of a state_dict entry from a generator seeded by crc32(key) (same as the recorder)."""
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    if key.endswith("running_var"):
-        return torch.rand(shape, generator=g) + 0.5
-    if key.endswith("parametrizations.weight.0.base"):
-        return torch.linalg.qr(torch.randn(shape, generator=g, dtype=torch.float64))[0].float()
-    if key.endswith("parametrizations.weight.original"):
-        return torch.tril(torch.randn(shape, generator=g), diagonal=-1) * 0.1 - torch.eye(*shape)
-    u = torch.rand(shape, generator=g) * 2 - 1
-    if len(shape) >= 2:
-        return u / math.sqrt(math.prod(shape[1:]))
-    return 1 + 0.1 * u if key.endswith("weight") else 0.1 * u
 
 
 def test_eval_student_matches_original(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from vkd.models import (
     build_projector,
     load_student_checkpoint,
 )
+from vkd.testing import fill_deterministic
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 KEYS = json.loads((FIXTURES / "keys.json").read_text())
@@ -33,29 +32,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def fill_value(key: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """Deterministic value of a state_dict entry from a generator seeded by crc32(key) (same as the recorder)."""
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    if key.endswith("running_var"):
-        return torch.rand(shape, generator=g) + 0.5
-    if key.endswith("parametrizations.weight.0.base"):
-        return torch.linalg.qr(torch.randn(shape, generator=g, dtype=torch.float64))[0].float()
-    if key.endswith("parametrizations.weight.original"):
-        return torch.tril(torch.randn(shape, generator=g), diagonal=-1) * 0.1 - torch.eye(*shape)
-    u = torch.rand(shape, generator=g) * 2 - 1
-    if len(shape) >= 2:
-        return u / math.sqrt(math.prod(shape[1:]))
-    return 1 + 0.1 * u if key.endswith("weight") else 0.1 * u
-
-
-def fill_deterministic(module: nn.Module) -> nn.Module:
-    state = module.state_dict()
-    module.load_state_dict(
-        {k: v if k.endswith("num_batches_tracked") else fill_value(k, tuple(v.shape)) for k, v in state.items()}
-    )
-    return module
 
 
 def filled_student(projector: bool = True) -> DistilledVisionTransformer:

@@ -8,7 +8,6 @@ projector's `original` included), SoftTargetCE on fixed soft targets, fp32 on CP
 from __future__ import annotations
 
 import json
-import math
 import zlib
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch import nn
 
 from vkd.losses import vkd_loss
 from vkd.models import MODELS, PROJECTOR_PARAM, attach_projector, create_teacher, exclude_projector_from_weight_decay
+from vkd.testing import fill_deterministic
 
 FIXTURE = Path(__file__).parent / "fixtures" / "train_step" / "deit_ti_regnety_002.json"
 
@@ -29,29 +29,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def fill_value(key: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """Deterministic value of a state_dict entry from a generator seeded by crc32(key) (same as the recorder)."""
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    if key.endswith("running_var"):
-        return torch.rand(shape, generator=g) + 0.5
-    if key.endswith("parametrizations.weight.0.base"):
-        return torch.linalg.qr(torch.randn(shape, generator=g, dtype=torch.float64))[0].float()
-    if key.endswith("parametrizations.weight.original"):
-        return torch.tril(torch.randn(shape, generator=g), diagonal=-1) * 0.1 - torch.eye(*shape)
-    u = torch.rand(shape, generator=g) * 2 - 1
-    if len(shape) >= 2:
-        return u / math.sqrt(math.prod(shape[1:]))
-    return 1 + 0.1 * u if key.endswith("weight") else 0.1 * u
-
-
-def fill_deterministic(module: nn.Module) -> nn.Module:
-    state = module.state_dict()
-    module.load_state_dict(
-        {k: v if k.endswith("num_batches_tracked") else fill_value(k, tuple(v.shape)) for k, v in state.items()}
-    )
-    return module
 
 
 def original_param_groups(model: nn.Module) -> list[dict]:
