@@ -20,9 +20,7 @@ import argparse
 import contextlib
 import io
 import tempfile
-import time
 from collections.abc import Callable
-from unittest import mock
 
 import torch
 from torch import nn, optim
@@ -32,7 +30,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from distillers_icd_rrd import loops, train_student
 from distillers_icd_rrd.distillers import DistillKL
 from distillers_icd_rrd.models import model_dict
-from kdrepro_shared.device import resolve_device
+from kdrepro_shared.benchmark import throughput
+from kdrepro_shared.device import channels_last, resolve_device
 
 TEACHER, STUDENT = "resnet32x4", "resnet8x4"
 PATH_T = f"./save/models/{TEACHER}_vanilla/ckpt_epoch_240.pth"
@@ -42,6 +41,9 @@ NUM_CLASSES = 100
 WEIGHTS = {"kd": ["-r", "0.1", "-a", "0.9", "-b", "0"], "crd": ["-a", "0", "-b", "0.8"]}
 WEIGHTS |= {m: ["-a", "0", "-b", "1"] for m in ("icd", "rrd")}
 H100_FP32_TFLOPS = 67.0
+
+# The fast path's model-side flags; the GPU-resident loader does not apply to synthetic batches.
+FAST_FLAGS = ["--channels_last", "--precision", "bf16"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,10 +58,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def student_options(method: str, batch_size: int) -> argparse.Namespace:
-    """train_student's options for `method` (defaults included), parsed in a scratch folder it may create dirs in."""
+def student_options(method: str, batch_size: int, device: torch.device, fast: bool = False) -> argparse.Namespace:
+    """train_student's options for `method` (defaults included), parsed in a scratch folder it may create dirs in.
+
+    `fast` adds the opt-in fast path's model-side flags (channels_last + bf16 autocast); the faithful path has none.
+    """
     argv = ["--path_t", PATH_T, "--model_s", STUDENT, "--distill", method, *WEIGHTS[method]]
-    argv += ["--batch_size", str(batch_size), "--print_freq", str(10**9)]
+    argv += ["--batch_size", str(batch_size), "--print_freq", str(10**9), "--device", str(device)]
+    argv += FAST_FLAGS if fast else []
     with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
         return train_student.parse_option(argv)
 
@@ -99,23 +105,9 @@ def distill_setup(
     module_list.append(model_t)
     module_list.to(device)
     criterion_list.to(device)
+    channels_last(module_list, opt.channels_last)
+    channels_last(criterion_list, opt.channels_last)
     return module_list, criterion_list, optimizer
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued CUDA work, so wall time covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def throughput(run: Callable[[int], None], warmup: int, iters: int, batch_size: int, device: torch.device) -> float:
-    """Images/s of `run(n_steps)` over `iters` timed steps, after `warmup` untimed ones."""
-    run(warmup)
-    synchronize(device)
-    start = time.perf_counter()
-    run(iters)
-    synchronize(device)
-    return iters * batch_size / (time.perf_counter() - start)
 
 
 def flops_per_image(run: Callable[[int], None], batch_size: int) -> float:
@@ -125,9 +117,9 @@ def flops_per_image(run: Callable[[int], None], batch_size: int) -> float:
     return counter.get_total_flops() / batch_size
 
 
-def distill_runner(method: str, batch_size: int, device: torch.device) -> Callable[[int], None]:
+def distill_runner(method: str, batch_size: int, device: torch.device, fast: bool) -> Callable[[int], None]:
     """A function running n steps of `loops.train_distill` for `method` on one fixed synthetic batch."""
-    opt = student_options(method, batch_size)
+    opt = student_options(method, batch_size, device, fast)
     module_list, criterion_list, optimizer = distill_setup(opt, device)
     batch = synthetic_batch(opt, batch_size)
 
@@ -139,7 +131,7 @@ def distill_runner(method: str, batch_size: int, device: torch.device) -> Callab
 
 def vanilla_runner(batch_size: int, device: torch.device) -> Callable[[int], None]:
     """n steps of `loops.train_vanilla` (CE only) for the student, with the seed's SGD settings."""
-    opt = student_options("kd", batch_size)
+    opt = student_options("kd", batch_size, device)
     model = model_dict[STUDENT](num_classes=NUM_CLASSES).to(device)
     optimizer = optim.SGD(
         model.parameters(), lr=opt.learning_rate, momentum=opt.momentum, weight_decay=opt.weight_decay
@@ -175,10 +167,14 @@ def measure(args: argparse.Namespace, device: torch.device) -> list[tuple[str, f
         f"{TEACHER} forward only (reference)": teacher_runner(args.batch_size, device),
         f"{STUDENT} vanilla training (reference)": vanilla_runner(args.batch_size, device),
     }
-    runners |= {f"{m.upper()} {' '.join(WEIGHTS[m])}": distill_runner(m, args.batch_size, device) for m in args.methods}
+    for path, fast in (("faithful", False), ("fast path", True)):
+        runners |= {
+            f"{m.upper()} {' '.join(WEIGHTS[m])} ({path})": distill_runner(m, args.batch_size, device, fast)
+            for m in args.methods
+        }
     rows = []
     for label, run in runners.items():
-        images_s = throughput(run, warmup, iters, args.batch_size, device)
+        images_s = throughput(run, warmup=warmup, iters=iters, items=args.batch_size, device=device)
         rows.append((label, images_s, flops_per_image(run, args.batch_size) if on_cuda else None))
     return rows
 
@@ -209,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device)
     if device.type == "cuda":
         cudnn.benchmark = True  # as train_student does on CUDA
-    with mock.patch.object(loops, "get_device", return_value=device), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()):
         rows = measure(args, device)
     print(f"\n{TEACHER} → {STUDENT}, batch {args.batch_size}, synthetic 32×32 input, {device_name(device)}")
     if device.type == "cuda":

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import io
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from torch import nn
 from torch.backends import cudnn
 from torchvision import transforms
 
+from kdrepro_shared.benchmark import throughput
 from kdrepro_shared.device import resolve_device
 from rkd_retina.common.common_util import pre_processing
 from rkd_retina.dataset.fire import list_fire_pairs, write_fake_fire
@@ -144,22 +144,6 @@ def predictor_runner(model: nn.Module, config: dict[str, Any], pair_dir: Path) -
             predictor.compute_homography(str(pair.query_path), str(pair.refer_path))
 
     return run
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued CUDA work, so wall time covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def throughput(run: Callable[[int], None], warmup: int, iters: int, items: int, device: torch.device) -> float:
-    """Items/s of `run(n)` over `iters` timed iterations of `items` items each, after `warmup` untimed ones."""
-    run(warmup)
-    synchronize(device)
-    start = time.perf_counter()
-    run(iters)
-    synchronize(device)
-    return iters * items / (time.perf_counter() - start)
 
 
 def measure_network(name: str, args: argparse.Namespace, device: torch.device, scratch: Path) -> dict[str, Any]:

@@ -11,7 +11,6 @@ per step whatever the batch), so the default CPU run times a single step per mod
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from timm.loss import SoftTargetCrossEntropy
 from timm.utils import NativeScaler
 from torch import nn
 
+from kdrepro_shared.benchmark import throughput
 from vkd.losses import vkd_loss
 from vkd.models import DEIT_MODELS, attach_projector, create_teacher
 from vkd.utils.optimizer import create_optimizer
@@ -57,22 +57,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued CUDA work (no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def repeat(step: Callable[[], None]) -> Callable[[int], None]:
+    """`step` as the `run(n)` the shared timer calls: n steps in a row."""
 
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            step()
 
-def images_per_second(step: Callable[[], None], batch: int, warmup: int, iters: int, device: torch.device) -> float:
-    """Run `step` `warmup` times untimed, then `iters` times timed; return images per second."""
-    for _ in range(warmup):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        step()
-    synchronize(device)
-    return batch * iters / (time.perf_counter() - start)
+    return run
 
 
 def autocast(device: torch.device, mode: Mode) -> torch.autocast:
@@ -136,9 +128,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("| --- | --- | --- |")
     student, teacher = build(device)
     for mode in CUDA_MODES if device.type == "cuda" else CPU_MODES:
-        timing = (args.batch_size, args.warmup, args.iters, device)
-        train = images_per_second(train_step(student, teacher, args.batch_size, device, mode), *timing)
-        reference = images_per_second(teacher_forward(teacher, args.batch_size, device, mode), *timing)
+        timing = {"warmup": args.warmup, "iters": args.iters, "items": args.batch_size, "device": device}
+        train = throughput(repeat(train_step(student, teacher, args.batch_size, device, mode)), **timing)
+        reference = throughput(repeat(teacher_forward(teacher, args.batch_size, device, mode)), **timing)
         print(f"| {mode.name} | {train:.1f} | {reference:.1f} |", flush=True)
 
 
