@@ -1,6 +1,7 @@
 """The body the original `train_base.py`, `train_LK.py` and `train_Swin.py` share, with the model name as parameter.
 
-As originally: `./config/train.yaml` (MODEL, PKE, DATASET, VALUE_MAP merged into one flat dict), seed 42 with
+As originally: `./config/train.yaml` (MODEL, PKE, DATASET, VALUE_MAP merged into one flat dict), seed 42 (here also for
+`random`, numpy and the augmentation stream, which the original leaves unseeded) with
 deterministic cuDNN, Adam (lr 1e-4), shuffled train and val loaders, optional strict `['net']` load from
 `pretrained_path`, and the whole run under `torch.autograd.set_detect_anomaly`. Optional keys (defaults reproduce
 the original): `num_workers` (8), `detect_anomaly` (true), `resume_training_state` (false: with the pretrained load
@@ -19,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from kdrepro_shared.errors import KdReproError
+from kdrepro_shared.seed import seed_everything
 from rkd_retina.common.checkpoint import load_net, read_checkpoint
 from rkd_retina.dataset.retina_dataset import RetinaDataset
 from rkd_retina.model.registry import get_model_class
@@ -51,6 +53,7 @@ def build_datasets(train_config: Mapping[str, Any]) -> tuple[RetinaDataset, Reti
         is_train=True,
         data_shape=data_shape,
         auxiliary=train_config["auxiliary"],
+        seed=SEED,  # the original leaves imgaug unseeded; a fixed stream makes a run repeatable
     )
     val_set = RetinaDataset(root, train_config["val_split_file"], is_train=False, data_shape=data_shape)
     return train_set, val_set
@@ -91,8 +94,9 @@ def run(model_name: str, train_model: TrainModel, argv: Sequence[str] | None, de
     parser.add_argument("--config", default="./config/train.yaml", help="train YAML (MODEL, PKE, DATASET, VALUE_MAP)")
     args = parser.parse_args(argv)
     train_config = read_train_config(args.config)
-    torch.manual_seed(SEED)
-    torch.cuda.manual_seed(SEED)
+    # The original seeds torch only; seeding `random` and numpy too (same torch stream, so the same init) makes the
+    # negative sampling and colour jitter repeat from run to run.
+    seed_everything(SEED)
     torch.backends.cudnn.deterministic = True
     device = torch.device(train_config["device"] if torch.cuda.is_available() else "cpu")
     train_set, val_set = build_datasets(train_config)
