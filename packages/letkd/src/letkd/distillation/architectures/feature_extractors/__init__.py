@@ -1,0 +1,1 @@
+"""CIFAR backbones of the original (RepDistiller models with letKD's extraction points and `downscale` option)."""
