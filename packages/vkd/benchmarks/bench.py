@@ -6,6 +6,10 @@ One step = `vkd.losses.vkd_loss` (student forward, teacher forward, CE + KL + pr
 autocast + timm `NativeScaler`) and fp32; on the CPU: fp32 and bf16 autocast. The reference figure is the teacher's
 forward-only throughput in the same mode. On the CPU the Householder projector's backward dominates (about a minute
 per step whatever the batch), so the default CPU run times a single step per mode.
+
+The detection part (first; `--part detection|classification|both`) times VkD's ViDT step: Swin-nano student with its
+six projectors, random ViDT Swin-base teacher, set losses + 4.0 × distillation, backward, clipping, AdamW, fp32 as in
+the original, on synthetic 640×640 (CUDA, batch 2) or 480×640 (CPU, batch 1) images, beside the teacher's forward.
 """
 
 from __future__ import annotations
@@ -47,11 +51,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="default: 64 on CUDA, 8 on the CPU")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default: 3 on CUDA, 0 on the CPU)")
     parser.add_argument("--iters", type=int, default=None, help="timed steps (default: 10 on CUDA, 1 on the CPU)")
+    parser.add_argument("--part", choices=("classification", "detection", "both"), default="both")
+    parser.add_argument("--detection-batch-size", type=int, default=None, help="default: 2 on CUDA, 1 on the CPU")
     args = parser.parse_args(argv)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     on_cuda = args.device == "cuda"
     args.batch_size = args.batch_size or (64 if on_cuda else 8)
+    args.detection_batch_size = args.detection_batch_size or (2 if on_cuda else 1)
     args.warmup = args.warmup if args.warmup is not None else (3 if on_cuda else 0)
     args.iters = args.iters or (10 if on_cuda else 1)
     return args
@@ -114,10 +121,68 @@ def teacher_forward(teacher: nn.Module, batch: int, device: torch.device, mode: 
     return step
 
 
+def detection_step(
+    args: argparse.Namespace, device: torch.device, image_hw: tuple[int, int]
+) -> tuple[Callable, Callable]:
+    """VkD's ViDT step (Swin-nano student + projectors, random ViDT-base teacher) and the teacher's forward alone."""
+    from vkd.vidt.main import build_optimizer, get_main_parser  # noqa: PLC0415 -- detection part only when asked
+    from vkd.vidt.methods import attach_projectors, build_distil_model, build_model  # noqa: PLC0415
+    from vkd.vidt.util.misc import nested_tensor_from_tensor_list  # noqa: PLC0415
+
+    argv = "--method vidt --backbone_name swin_nano --pre_trained none --aux_loss True --with_box_refine True"
+    options = get_main_parser().parse_args([*argv.split(), "--distil_model", "vidt_base", "--device", device.type])
+    options.dim_feedforward = 1024
+    torch.manual_seed(0)
+    model, criterion, _ = build_model(options)
+    model = attach_projectors(model).to(device).train()
+    teacher = build_distil_model(options).to(device).eval()
+    optimizer = build_optimizer(model, options)
+    samples = nested_tensor_from_tensor_list([torch.randn(3, *image_hw, device=device) for _ in range(args.batch_size)])
+    boxes = torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.6, 0.5, 0.3, 0.4], [0.5, 0.7, 0.5, 0.2]], device=device)
+    targets = [{"labels": torch.tensor([1, 3, 90], device=device), "boxes": boxes} for _ in range(args.batch_size)]
+
+    def step() -> None:
+        outputs = model(samples)
+        with torch.no_grad():
+            teacher_outputs = teacher(samples)
+        losses = criterion(outputs, targets, distil_tokens=(outputs["distil_tokens"], teacher_outputs["distil_tokens"]))
+        sum(losses[k] * criterion.weight_dict[k] for k in losses if k in criterion.weight_dict).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip_max_norm)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    @torch.no_grad()
+    def reference() -> None:
+        teacher(samples)
+
+    return step, reference
+
+
+def detection_main(args: argparse.Namespace, device: torch.device) -> None:
+    """Time VkD's ViDT training step (fp32, as the original) beside the teacher's forward pass."""
+    image_hw = (640, 640) if device.type == "cuda" else (480, 640)
+    print(
+        f"\nVkD ViDT train step, Swin-nano (+ 6 projectors) ← ViDT Swin-base (random weights), fp32, batch "
+        f"{args.batch_size} of synthetic {image_hw[0]}×{image_hw[1]} images, {args.warmup} warm-up + {args.iters} "
+        f"timed steps\n"
+    )
+    print("| mode | VkD train step (img/s) | reference: teacher forward only (img/s) |")
+    print("| --- | --- | --- |")
+    step, reference = detection_step(args, device, image_hw)
+    timing = {"warmup": args.warmup, "iters": args.iters, "items": args.batch_size, "device": device}
+    train = throughput(repeat(step), **timing)
+    print(f"| fp32 (original) | {train:.2f} | {throughput(repeat(reference), **timing):.2f} |", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Time every mode of the device and print a markdown table."""
+    """Time every mode of the device and print a markdown table (classification, then detection)."""
     args = parse_args(argv)
     device = torch.device(args.device)
+    if args.part != "classification":
+        detection_args = argparse.Namespace(**{**vars(args), "batch_size": args.detection_batch_size})
+        detection_main(detection_args, device)
+    if args.part == "detection":
+        return
     torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(

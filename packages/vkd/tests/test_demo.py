@@ -74,7 +74,7 @@ def test_last_val_row_and_table(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    demo.main(["--output-dir", str(tmp_path)])
+    demo.main(["--output-dir", str(tmp_path), "--part", "classification"])
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(table) == 5
     trained, evaluated = (line.split(" | ") for line in table[3:])

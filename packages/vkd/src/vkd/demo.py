@@ -7,6 +7,8 @@ short training run of `deit_ti_distilled` and `--eval-student` on the `latest.pt
 teacher's top-1 on `val/`, the student's top-1/top-5 after training (`r0_val.csv`) and those of the evaluation run.
 
 Defaults aim at a few minutes on two CPU cores: 1 train image per class (2 iterations at batch 4) and 2 val images.
+Then (`--part both`, the default) the detection demo (`vkd.vidt_demo`, its defaults) runs;
+`--part classification|detection` runs one of them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from kdrepro_shared.data import digits_arrays, write_image_folder
 from kdrepro_shared.errors import exit_on_user_error
+from vkd import vidt_demo
 from vkd.datasets import build_dataset
 from vkd.main_distributed import get_args_parser
 from vkd.main_distributed import main as vkd_main
@@ -58,6 +61,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4, help="even (Mixup) and ≤ the train image count")
     parser.add_argument("--teacher", default="regnety_002", help="timm name of the (random) teacher")
+    parser.add_argument(
+        "--part",
+        choices=("classification", "detection", "both"),
+        default="both",
+        help="which demo to run: DeiT-Ti classification, ViDT detection, or both",
+    )
     return parser.parse_args(argv)
 
 
@@ -198,6 +207,14 @@ def run(args: argparse.Namespace, work: Path) -> list[Row]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Write the digits and a random teacher, train and evaluate through `main_distributed.main`, print the table."""
     args = parse_args(argv)
+    if args.part != "detection":
+        classification_demo(args)
+    if args.part != "classification":
+        vidt_demo.main(["--output-dir", str(args.output_dir.parent / "vkd_vidt_demo")])
+
+
+def classification_demo(args: argparse.Namespace) -> None:
+    """The DeiT-Ti part: write the digits and a random teacher, train, evaluate, print the table."""
     work = args.output_dir.resolve()
     shutil.rmtree(work, ignore_errors=True)  # every row must come from this run's files
     work.mkdir(parents=True)

@@ -1,0 +1,1 @@
+"""ViDT with the neck-free deformable decoder (method `vidt`): detector, decoder, matcher, criterion, post-processor."""
