@@ -1,0 +1,1 @@
+"""Models of Whiten-MTD: students, the seven teachers, PCA-whitening layers and the distillation wrapper."""
