@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +20,10 @@ from whiten_mtd.datasets.fake_revisitop import (
 )
 from whiten_mtd.models.distill_model import build_student
 from whiten_mtd.oxford_paris_eval_main import multiscale_feature, rank_and_score
+from whiten_mtd.testing import fill_deterministic
 from whiten_mtd.utils import PCA
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eval"
-
-
-def fill_deterministic(model: torch.nn.Module) -> torch.nn.Module:
-    """Every float tensor from a generator seeded with crc32(key): the recorder used the same rule."""
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-            if name.endswith("running_var"):
-                value = 0.5 + torch.rand(tensor.shape, generator=gen)
-            elif tensor.ndim >= 2:
-                value = torch.randn(tensor.shape, generator=gen) * (2.0 / tensor[0].numel()) ** 0.5
-            else:
-                value = 0.1 * torch.randn(tensor.shape, generator=gen) + (1.0 if name.endswith("weight") else 0.0)
-            tensor.copy_(value)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -15,26 +14,10 @@ import torch
 from whiten_mtd.datasets.fake_revisitop import write_fake_revisitop, write_fake_revisitop1m
 from whiten_mtd.models.distill_model import build_student
 from whiten_mtd.oxford_paris_eval_main import main
+from whiten_mtd.testing import fill_deterministic
 
 PACKAGE = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "fixtures" / "eval" / "oxford_eval.json"
-
-
-def fill_deterministic(model: torch.nn.Module) -> torch.nn.Module:
-    """Every float tensor from a generator seeded with crc32(key): the recorder used the same rule."""
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-            if name.endswith("running_var"):
-                value = 0.5 + torch.rand(tensor.shape, generator=gen)
-            elif tensor.ndim >= 2:
-                value = torch.randn(tensor.shape, generator=gen) * (2.0 / tensor[0].numel()) ** 0.5
-            else:
-                value = 0.1 * torch.randn(tensor.shape, generator=gen) + (1.0 if name.endswith("weight") else 0.0)
-            tensor.copy_(value)
-    return model
 
 
 @pytest.fixture(scope="module")
