@@ -1,0 +1,26 @@
+"""Teacher config RN32x4: the pretrained RepDistiller teacher, loaded as `student_net` (no optimizer).
+
+Used with `evaluate=True`, `kmeans=4096` (penultimate targets) and `LDA=5` (intermediate targets).
+"""
+
+from letkd.configs.blocks import cifar100_data
+
+config = {
+    **cifar100_data(),
+    "networks": {
+        "student_net": {
+            "def_file": "feature_extractors.resnet",
+            "pretrained": "./saved_models/resnet32x4_vanilla/ckpt_epoch_240.pth",
+            "opt": {
+                "depth": 32,
+                "num_filters": [32, 64, 128, 256],
+                "num_classes": 100,
+                "extract_from": ["layer3"],
+                "extract_after_relu": [False],
+            },
+            "optim_params": None,
+            "force": True,
+        },
+    },
+    "algorithm_type": "classification",
+}

@@ -1,0 +1,1 @@
+"""Training algorithms (the original `distillation.algorithms`): the `Algorithm` engine and the classifiers."""

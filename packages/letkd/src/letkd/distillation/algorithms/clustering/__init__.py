@@ -1,0 +1,1 @@
+"""Offline k-means of teacher features (the penultimate letKD-1 targets)."""

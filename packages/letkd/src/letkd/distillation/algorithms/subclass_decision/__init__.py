@@ -1,0 +1,1 @@
+"""Offline LDA and sub-class pipeline of teacher features (the intermediate letKD-2 targets)."""

@@ -1,0 +1,1 @@
+"""Data loaders of the original (`basic_dataloaders`)."""
