@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from vkd.vidt import fps_main
 from vkd.vidt import main as vidt_main
 from vkd.vidt.arguments import get_args_parser
 from vkd.vidt.datasets import coco
 from vkd.vidt.datasets.fake_coco import write_fake_coco
-from vkd.vidt.methods import PROJECTOR_NAMES, build_distil_model
+from vkd.vidt.methods import PROJECTOR_NAMES, attach_projectors, build_distil_model, build_model
 
 FIXTURE = Path(__file__).parent / "fixtures" / "vidt_cli" / "arguments.json"
 
@@ -103,3 +104,21 @@ def test_user_errors_exit_with_one_line(workdir: Path, monkeypatch: pytest.Monke
     with pytest.raises(SystemExit):
         vidt_main.main([*common_argv(workdir), "--n_iter_to_acc", "3"])
     assert "--n_iter_to_acc" in capsys.readouterr().err
+
+
+def test_fps_calculator_times_a_vkd_checkpoint(workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """`fps_calculator.py` loads a student checkpoint holding the projectors strictly and prints frames per second."""
+    monkeypatch.chdir(workdir)
+    flags = ["--backbone_name", "swin_nano", "--pre_trained", "none", "--aux_loss", "True", "--with_box_refine", "True"]
+    args = get_args_parser().parse_args(flags)
+    args.device, args.dim_feedforward = "cpu", 1024  # the benchmark's fixed settings
+    torch.manual_seed(0)
+    model, _, _ = build_model(args)
+    attach_projectors(model)
+    torch.save({"model": model.state_dict()}, workdir / "student.pth")
+    argv = ["--coco_path", str(workdir / "coco"), "--resume", str(workdir / "student.pth")]
+    fps_main.main([*argv, "--num_iters", "2", "--warm_iters", "1"])
+    out = capsys.readouterr().out
+    assert "num of total trainable prams:15M" in out
+    fps = float(out.split("Inference Speed: ")[1].split(" FPS")[0])
+    assert fps > 0
