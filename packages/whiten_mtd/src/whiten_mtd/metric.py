@@ -10,45 +10,30 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
-from kdrepro_shared.distributed import comm_device, is_dist_avail_and_initialized
+from kdrepro_shared import logging as kdrepro_logging
 
 T = TypeVar("T")
 _MB = 1024.0 * 1024.0
 
 
-class SmoothedValue:
-    """A series of values: window statistics (median, avg, max, value) and the all-time weighted average."""
+class SmoothedValue(kdrepro_logging.SmoothedValue):
+    """The shared meter with the original's differences: an unbounded window by default, window statistics in
+    float32 (the SVD evaluator reports `avg` over all queries), and `sync()` as the name of the rank all-reduce."""
 
     def __init__(self, window_size: int | None = None, fmt: str | None = None) -> None:
-        self.fmt = "{median:.4f} ({global_avg:.4f})" if fmt is None else fmt
-        self.deque: deque[float] = deque(maxlen=window_size)
-        self.total = 0.0
-        self.count = 0
-
-    def update(self, value: float, n: int = 1) -> None:
-        """Append `value`; it counts `n` times in the global average."""
-        self.deque.append(value)
-        self.count += n
-        self.total += value * n
+        super().__init__(window_size, "{median:.4f} ({global_avg:.4f})" if fmt is None else fmt)  # type: ignore[arg-type]
 
     def sync(self) -> None:
         """Sum count and total over ranks (float64, on the backend's device); the window stays local."""
-        if not is_dist_avail_and_initialized():
-            return
-        stats = torch.tensor([self.count, self.total], dtype=torch.float64, device=comm_device())
-        dist.all_reduce(stats, op=dist.ReduceOp.SUM)
-        count, total = stats.tolist()
-        self.count = int(count)
-        self.total = total
+        self.synchronize_between_processes()
 
     @property
     def median(self) -> float:
@@ -57,28 +42,8 @@ class SmoothedValue:
 
     @property
     def avg(self) -> float:
-        """Mean of the window in float32 (the SVD evaluator reports this over all queries)."""
+        """Mean of the window in float32."""
         return torch.tensor(list(self.deque), dtype=torch.float32).mean().item()
-
-    @property
-    def global_avg(self) -> float:
-        """Weighted mean over every update."""
-        return self.total / self.count
-
-    @property
-    def max(self) -> float:
-        """Largest value in the window."""
-        return max(self.deque)
-
-    @property
-    def value(self) -> float:
-        """Latest value."""
-        return self.deque[-1]
-
-    def __str__(self) -> str:
-        return self.fmt.format(
-            median=self.median, avg=self.avg, global_avg=self.global_avg, max=self.max, value=self.value
-        )
 
 
 class MetricLogger:
