@@ -14,7 +14,7 @@ from torch import nn
 from kdrepro_shared import checkpoints
 from kdrepro_shared.errors import CheckpointError
 
-__all__ = ["StudentLoadReport", "load_student_checkpoint"]
+__all__ = ["KeyReport", "StudentLoadReport", "load_student_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +24,11 @@ _MAX_KEYS_SHOWN = 8
 
 
 @dataclass(frozen=True)
-class StudentLoadReport:
-    """Keys the model lacked in the checkpoint, checkpoint keys the model lacks, and projector keys dropped."""
+class KeyReport:
+    """Model keys absent from a checkpoint and checkpoint keys the model lacks (what `strict=False` would hide)."""
 
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
-    dropped_projector: tuple[str, ...]
 
     @property
     def ok(self) -> bool:
@@ -38,15 +37,27 @@ class StudentLoadReport:
 
     def summary(self) -> str:
         """One line naming the mismatched keys (at most a few of each)."""
-
-        def show(keys: tuple[str, ...]) -> str:
-            more = f", … (+{len(keys) - _MAX_KEYS_SHOWN})" if len(keys) > _MAX_KEYS_SHOWN else ""
-            return ", ".join(keys[:_MAX_KEYS_SHOWN]) + more
-
         return (
-            f"{len(self.missing)} missing [{show(self.missing)}], {len(self.unexpected)} unexpected "
-            f"[{show(self.unexpected)}], {len(self.dropped_projector)} projector keys dropped"
+            f"{len(self.missing)} missing [{_show(self.missing)}], "
+            f"{len(self.unexpected)} unexpected [{_show(self.unexpected)}]"
         )
+
+
+def _show(keys: tuple[str, ...]) -> str:
+    """The first few keys, then how many more."""
+    more = f", … (+{len(keys) - _MAX_KEYS_SHOWN})" if len(keys) > _MAX_KEYS_SHOWN else ""
+    return ", ".join(keys[:_MAX_KEYS_SHOWN]) + more
+
+
+@dataclass(frozen=True)
+class StudentLoadReport(KeyReport):
+    """A `KeyReport` plus the projector keys dropped from the checkpoint."""
+
+    dropped_projector: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """One line naming the mismatched keys and counting the dropped projector keys."""
+        return f"{super().summary()}, {len(self.dropped_projector)} projector keys dropped"
 
 
 def _student_state(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -4,7 +4,7 @@ The pure-PyTorch path runs on the CPU and whenever the compiled op is absent; on
 first use when nvcc is present (never at install time) and cached under `$KDREPRO_HOME/extensions/`.
 """
 
-from .functions import (
+from .functions.ms_deform_attn_func import (
     BACKENDS,
     EXTENSION_NAME,
     MSDeformAttnFunction,

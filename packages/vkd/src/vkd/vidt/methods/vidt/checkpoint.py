@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,33 +17,15 @@ from torch import nn
 
 from kdrepro_shared import checkpoints
 from kdrepro_shared.errors import CheckpointError
+from vkd.models.checkpoint import KeyReport
 
 __all__ = ["TRUSTED_KIND", "DetectorLoadReport", "load_detector_state", "load_teacher_checkpoint", "read_checkpoint"]
 
 TRUSTED_KIND = "ViDT/VkD detection checkpoint.pth (holds args: argparse.Namespace)"
-_MAX_KEYS_SHOWN = 6
 
 
-@dataclass(frozen=True)
-class DetectorLoadReport:
-    """Model keys absent from the checkpoint and checkpoint keys the model lacks."""
-
-    missing: tuple[str, ...]
-    unexpected: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.unexpected)
-
-    def summary(self) -> str:
-        """One line naming a few keys of each kind."""
-
-        def show(keys: tuple[str, ...]) -> str:
-            more = f", … (+{len(keys) - _MAX_KEYS_SHOWN})" if len(keys) > _MAX_KEYS_SHOWN else ""
-            return ", ".join(keys[:_MAX_KEYS_SHOWN]) + more
-
-        missing, unexpected = show(self.missing), show(self.unexpected)
-        return f"{len(self.missing)} missing [{missing}], {len(self.unexpected)} unexpected [{unexpected}]"
+class DetectorLoadReport(KeyReport):
+    """Key mismatches of a detector state_dict load."""
 
 
 def read_checkpoint(source: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,19 +1,5 @@
-"""Deformable-attention sampling functions: the compiled op's autograd wrapper and the pure-PyTorch path."""
+"""Deformable-attention sampling functions (`ms_deform_attn_func`); the package `vkd.vidt.ops` re-exports them."""
 
-from .ms_deform_attn_func import (
-    BACKENDS,
-    EXTENSION_NAME,
-    MSDeformAttnFunction,
-    compiled_op,
-    ms_deform_attn,
-    ms_deform_attn_core_pytorch,
-)
+from .ms_deform_attn_func import MSDeformAttnFunction, ms_deform_attn
 
-__all__ = [
-    "BACKENDS",
-    "EXTENSION_NAME",
-    "MSDeformAttnFunction",
-    "compiled_op",
-    "ms_deform_attn",
-    "ms_deform_attn_core_pytorch",
-]
+__all__ = ["MSDeformAttnFunction", "ms_deform_attn"]
