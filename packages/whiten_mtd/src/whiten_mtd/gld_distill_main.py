@@ -232,27 +232,49 @@ def train_one_epoch(  # noqa: PLR0917 -- the original's signature plus the Tenso
         half = x.size(0) // 2
         x1 = x[:half].to(device, non_blocking=True)
         x2 = x[half:].to(device, non_blocking=True)
-        loss_dict = loss_fn(*model(x1, x2))
-        loss = sum(loss_dict.values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
+        step_logger = logger if batch_idx % log_freq == 0 else None
         step = epoch * iters_per_epoch + batch_idx
-        lr = lr_scheduler.get_last_lr()[0]
-        if logger is not None and batch_idx % log_freq == 0:
-            logger.info(f"learning rate: {lr:.8f}")
-            logger.info(loss_fn)
-        writer.add_scalar("train/lr", lr, step)
-        lr_scheduler.step()
+        metric_logger.update(
+            **distill_step(model, (x1, x2), optimizer, lr_scheduler, loss_fn, writer, step, step_logger)
+        )
+    log_epoch(metric_logger, logger, writer, epoch + 1)
 
-        values = {name: value.item() for name, value in loss_dict.items()}
-        metric_logger.update(**values)
-        for name, value in values.items():
-            writer.add_scalar(f"train/{name.replace(' ', '_')}", value, step)
 
+def distill_step(  # noqa: PLR0917 -- one step's whole state, shared by gld_distill and svd_distill
+    model: nn.Module,
+    views: tuple[torch.Tensor, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: MultiTeacherDistillLoss,
+    writer: Any,
+    step: int,
+    logger: logging.Logger | None,
+) -> dict[str, float]:
+    """One Adam step on two views, then the per-iteration lr step; logs lr and losses, returns the loss values.
+
+    As in the original, `logger` (given every `log_freq` iterations on rank 0) gets the lr and the loss's win counts.
+    """
+    loss_dict = loss_fn(*model(*views))
+    loss = sum(loss_dict.values())
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    lr = lr_scheduler.get_last_lr()[0]
+    if logger is not None:
+        logger.info(f"learning rate: {lr:.8f}")
+        logger.info(loss_fn)
+    writer.add_scalar("train/lr", lr, step)
+    lr_scheduler.step()
+    values = {name: value.item() for name, value in loss_dict.items()}
+    for name, value in values.items():
+        writer.add_scalar(f"train/{name.replace(' ', '_')}", value, step)
+    return values
+
+
+def log_epoch(metric_logger: metric.MetricLogger, logger: logging.Logger | None, writer: Any, epoch: int) -> None:
+    """All-reduce the epoch's meters and log their averages (rank 0) as the original's "Averaged stats" line."""
     metric_logger.sync()
     if logger is not None:
         logger.info("Averaged stats: " + str(metric_logger))
         for name, meter in metric_logger.meters.items():
-            writer.add_scalar(f"epoch/{name.replace(' ', '_')}", meter.global_avg, epoch + 1)
+            writer.add_scalar(f"epoch/{name.replace(' ', '_')}", meter.global_avg, epoch)

@@ -28,7 +28,7 @@ from whiten_mtd import metric, utils
 from whiten_mtd.datasets.svd.core import Frame, MetaData, TwoCropsTransform
 from whiten_mtd.datasets.svd.loader import DistributedDistillLoader
 from whiten_mtd.distributed import add_distributed_args, given_on_command_line, launch, wrap_ddp
-from whiten_mtd.gld_distill_main import ETA_MIN, resume, write_config
+from whiten_mtd.gld_distill_main import ETA_MIN, distill_step, log_epoch, resume, write_config
 from whiten_mtd.loss import STRATEGIES, MultiTeacherDistillLoss
 from whiten_mtd.models.distill_model import MultiTeacherDistillModel, archs
 from whiten_mtd.models.teachers import teacher_models
@@ -189,30 +189,11 @@ def train_one_epoch(  # noqa: PLR0917 -- the original's signature plus the Tenso
     train_loader.batch_sampler.set_epoch(epoch)
     header = f"Epoch: [{epoch}/{total_epochs}]"
     for batch_idx, (x1, x2, _) in metric_logger.log_every(train_loader, log_freq, header=header, iterations=iters):
-        loss_dict = loss_fn(*model(x1.to(device, non_blocking=True), x2.to(device, non_blocking=True)))
-        loss = sum(loss_dict.values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
+        views = (x1.to(device, non_blocking=True), x2.to(device, non_blocking=True))
+        step_logger = logger if batch_idx % log_freq == 0 else None
         step = (epoch - 1) * iters + batch_idx
-        lr = lr_scheduler.get_last_lr()[0]
-        if logger is not None and batch_idx % log_freq == 0:
-            logger.info(f"learning rate: {lr:.8f}")
-            logger.info(loss_fn)
-        writer.add_scalar("train/lr", lr, step)
-        lr_scheduler.step()
-
-        values = {name: value.item() for name, value in loss_dict.items()}
-        metric_logger.update(**values)
-        for name, value in values.items():
-            writer.add_scalar(f"train/{name.replace(' ', '_')}", value, step)
-
-    metric_logger.sync()
-    if logger is not None:
-        logger.info("Averaged stats: " + str(metric_logger))
-        for name, meter in metric_logger.meters.items():
-            writer.add_scalar(f"epoch/{name.replace(' ', '_')}", meter.global_avg, epoch)
+        metric_logger.update(**distill_step(model, views, optimizer, lr_scheduler, loss_fn, writer, step, step_logger))
+    log_epoch(metric_logger, logger, writer, epoch)
 
 
 if __name__ == "__main__":
