@@ -15,7 +15,7 @@ import argparse
 import logging
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -33,6 +33,8 @@ from whiten_mtd.gld_distill_main import IMAGENET_MEAN, IMAGENET_STD
 from whiten_mtd.models.teachers import needs_bgr, teacher_models
 
 SUBSET_SEED = 0
+
+LearnPCA = Callable[[argparse.Namespace, nn.Module, torch.device], utils.PCA | None]
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -97,13 +99,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def main_worker(args: argparse.Namespace, device: torch.device) -> None:
-    """Build the teacher (DDP), extract descriptors, learn the PCA on rank 0 and save it."""
+    """Build the teacher (DDP), extract descriptors of the sampled images, learn the PCA on rank 0 and save it."""
+    learn_and_save(args, device, learn_pca_whitening)
+
+
+def learn_and_save(args: argparse.Namespace, device: torch.device, learn: LearnPCA) -> None:
+    """The PCA scripts' worker: teacher `-t` under DDP, `learn(args, model, device)` (a PCA on rank 0), save it."""
     torch.backends.cudnn.benchmark = True
     utils.setup_logger(log_path=None)
     logging.getLogger(f"worker {args.rank}").info(f"Using device {device}")
     teacher = teacher_models[args.teacher](args.path_to_pretrained_weights, gem_p=args.p)
     model = wrap_ddp(teacher, device)
-    pca = learn_pca_whitening(args, model, device)
+    pca = learn(args, model, device)
     if pca is not None:
         Path(args.dump_to).parent.mkdir(parents=True, exist_ok=True)
         save(args.dump_to, pca.state_dict(), meta=False)

@@ -21,13 +21,12 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from kdrepro_shared.checkpoints import save
 from kdrepro_shared.errors import DatasetLayoutError, KdReproError, exit_on_user_error
 from whiten_mtd import utils
 from whiten_mtd.datasets.svd.core import MetaData, pca_learning_transform
 from whiten_mtd.datasets.svd.loader import broadcast_objects
-from whiten_mtd.distributed import add_distributed_args, given_on_command_line, launch, wrap_ddp
-from whiten_mtd.gld_pca_learn_main import extract_features
+from whiten_mtd.distributed import add_distributed_args, given_on_command_line, launch
+from whiten_mtd.gld_pca_learn_main import extract_features, learn_and_save
 from whiten_mtd.models.teachers import teacher_models
 
 FRAMES_PER_VIDEO = 60
@@ -99,17 +98,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def main_worker(args: argparse.Namespace, device: torch.device) -> None:
-    """Build the teacher (DDP), extract descriptors, learn the PCA on rank 0 and save it."""
-    torch.backends.cudnn.benchmark = True
-    utils.setup_logger(log_path=None)
-    logging.getLogger(f"worker {args.rank}").info(f"Using device {device}")
-    teacher = teacher_models[args.teacher](args.path_to_pretrained_weights, gem_p=args.p)
-    model = wrap_ddp(teacher, device)
-    pca = learn_pca_whitening(args, model, device)
-    if pca is not None:
-        Path(args.dump_to).parent.mkdir(parents=True, exist_ok=True)
-        save(args.dump_to, pca.state_dict(), meta=False)
-        logging.getLogger("pca training").info(f"saved PCA-whitening to {args.dump_to}")
+    """Build the teacher (DDP), extract descriptors of the sampled frames, learn the PCA on rank 0 and save it."""
+    learn_and_save(args, device, learn_pca_whitening)
 
 
 @torch.no_grad()
