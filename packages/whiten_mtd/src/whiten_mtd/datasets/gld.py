@@ -134,7 +134,7 @@ class DistributedSampler(Sampler):
         return math.ceil(self._num_samples / self._batch_size)
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the permutation of `epoch` (the training loop passes the 0-based epoch)."""
+        """Select the permutation of `epoch` (gld_distill passes the 0-based epoch, svd_distill the 1-based one)."""
         self._epoch = epoch
 
     def _get_subset(self) -> list[Any]:

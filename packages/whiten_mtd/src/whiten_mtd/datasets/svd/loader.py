@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from kdrepro_shared.distributed import comm_device, get_rank, get_world_size, is_dist_avail_and_initialized
+from whiten_mtd.datasets.gld import DistributedSampler  # the original repeats the GLD sampler here
 
 __all__ = [
     "DistributedDistillLoader",
@@ -33,59 +34,6 @@ def broadcast_objects(objects: list[Any]) -> list[Any]:
     if is_dist_avail_and_initialized():
         dist.broadcast_object_list(objects, src=0, device=comm_device())
     return objects
-
-
-class DistributedSampler(Sampler):
-    """Epoch-seeded permutation of `samples`, cut (drop_last) or padded to a multiple of the ranks, strided by rank.
-
-    `len()` is the number of batches of `batch_size` (the last one may be short).
-    """
-
-    def __init__(  # noqa: PLR0917 -- the original's signature
-        self,
-        rank: int,
-        num_replicas: int,
-        batch_size: int,
-        samples: Sequence[Any],
-        seed: int = 0,
-        shuffle: bool = True,
-        drop_last: bool = True,
-    ) -> None:
-        self._rank = rank
-        self._num_replicas = num_replicas
-        self._batch_size = batch_size
-        self._samples = samples
-        self._seed = seed
-        self._shuffle = shuffle
-        self._drop_last = drop_last
-        self._epoch = 0
-        if drop_last and len(samples) % num_replicas != 0:
-            self._num_samples = math.ceil((len(samples) - num_replicas) / num_replicas)
-        else:
-            self._num_samples = math.ceil(len(samples) / num_replicas)
-        self._total_size = self._num_samples * num_replicas
-
-    def __len__(self) -> int:
-        return math.ceil(self._num_samples / self._batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Reseed the permutation for `epoch`."""
-        self._epoch = epoch
-
-    def _get_subset(self) -> list[Any]:
-        """This rank's samples for the current epoch."""
-        if self._shuffle:
-            gen = torch.Generator()
-            gen.manual_seed(self._seed + self._epoch)
-            indices = torch.randperm(len(self._samples), generator=gen).tolist()
-        else:
-            indices = list(range(len(self._samples)))
-        if self._drop_last:
-            indices = indices[: self._total_size]
-        else:
-            padding = self._total_size - len(indices)
-            indices += (indices * math.ceil(padding / len(indices)))[:padding] if padding > 0 else []
-        return [self._samples[i] for i in indices[self._rank : self._total_size : self._num_replicas]]
 
 
 class DistributedFrameSampler(DistributedSampler):
