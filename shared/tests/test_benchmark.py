@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from kdrepro_shared.benchmark import throughput
+from kdrepro_shared.benchmark import device_name, throughput
 
 
 def test_throughput_times_only_the_timed_steps() -> None:
@@ -19,3 +19,7 @@ def test_throughput_times_only_the_timed_steps() -> None:
     rate = throughput(run, warmup=3, iters=5, items=8, device=torch.device("cpu"))
     assert calls == [3, 5]
     assert 8 * 5 / (0.02 * 5) / 2 < rate <= 8 * 5 / (0.02 * 5)
+
+
+def test_device_name_gives_the_cpu_thread_count() -> None:
+    assert device_name(torch.device("cpu")) == f"CPU, {torch.get_num_threads()} torch threads"

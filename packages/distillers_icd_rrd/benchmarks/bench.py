@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from distillers_icd_rrd import loops, train_student
 from distillers_icd_rrd.distillers import DistillKL
 from distillers_icd_rrd.models import model_dict
-from kdrepro_shared.benchmark import throughput
+from kdrepro_shared.benchmark import device_name, throughput
 from kdrepro_shared.device import channels_last, resolve_device
 
 TEACHER, STUDENT = "resnet32x4", "resnet8x4"
@@ -190,13 +190,6 @@ def format_table(rows: list[tuple[str, float, float | None]], peak_tflops: float
             line += f" {flops / 1e9:.3f} | {100 * flops * images_s / (peak_tflops * 1e12):.1f} |"
         lines.append(line)
     return "\n".join(lines)
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU with its torch thread count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU, {torch.get_num_threads()} torch threads"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +47,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (5 if on_cuda else 1)
     args.iters = args.iters or (20 if on_cuda else 3)
     return args
-
-
-@contextlib.contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    """Run the block from `path`, where the stand-in files sit at the configs' relative paths."""
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def write_stand_ins(config: dict[str, Any]) -> None:
@@ -138,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"letKD train step on {args.pair}, batch {args.batch_size} of synthetic 32×32 images, {where}\n")
     print("| config | train step (img/s) | reference: vanilla student CE step (img/s) |")
     print("| --- | --- | --- |")
-    with tempfile.TemporaryDirectory() as tmp, working_directory(Path(tmp)):
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(Path(tmp)):
         for name in ALGORITHMS:
             config = load_config(f"{args.pair}.{name}")
             config["exp_dir"] = str(Path(tmp) / "experiments" / name)

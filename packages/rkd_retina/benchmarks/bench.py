@@ -35,7 +35,7 @@ from torch import nn
 from torch.backends import cudnn
 from torchvision import transforms
 
-from kdrepro_shared.benchmark import throughput
+from kdrepro_shared.benchmark import device_name, throughput
 from kdrepro_shared.device import resolve_device
 from rkd_retina.common.common_util import pre_processing
 from rkd_retina.dataset.fire import list_fire_pairs, write_fake_fire
@@ -174,13 +174,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     return "\n".join(lines)
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU with its torch thread count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU, {torch.get_num_threads()} torch threads"
 
 
 def main(argv: list[str] | None = None) -> None:

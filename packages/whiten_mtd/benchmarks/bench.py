@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdrepro_shared.benchmark import synchronize, throughput
+from kdrepro_shared.benchmark import device_name, synchronize, throughput
 from kdrepro_shared.device import resolve_device
 from whiten_mtd.datasets.fake_revisitop import random_gnd
 from whiten_mtd.loss import MultiTeacherDistillLoss
@@ -121,13 +121,6 @@ def search_seconds(backend: str, n_db: int, timing: dict[str, Any]) -> float:
             rank_and_score(queries, database, gnd, backend)
 
     return 1.0 / throughput(run, items=1, **(timing | {"device": torch.device("cpu")}))
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU with its torch thread count."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU, {torch.get_num_threads()} torch threads"
 
 
 def main(argv: list[str] | None = None) -> None:

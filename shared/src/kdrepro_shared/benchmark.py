@@ -22,3 +22,10 @@ def throughput(run: Callable[[int], None], *, warmup: int, iters: int, items: in
     run(iters)
     synchronize(device)
     return iters * items / (time.perf_counter() - start)
+
+
+def device_name(device: torch.device) -> str:
+    """What a benchmark table names as its hardware: the GPU's name, or the CPU with its torch thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} torch threads"

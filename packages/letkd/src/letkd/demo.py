@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +49,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="sacred seed of every run")
     parser.add_argument("--num-workers", type=int, default=0, help="data loader workers")
     return parser.parse_args(argv)
-
-
-@contextlib.contextmanager
-def working_directory(path: Path) -> Iterator[None]:
-    """Run the block from `path` (the configs' relative paths are relative to the working directory)."""
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 def run_entry(config: str, seed: int, num_workers: int, *updates: str) -> dict[str, Any]:
@@ -122,7 +110,7 @@ def run_demo(args: argparse.Namespace) -> list[tuple[str, str, float, float | No
         shutil.rmtree(out / stale, ignore_errors=True)
     write_digits_cifar100(out / "data")
     rows = []
-    with working_directory(out):
+    with contextlib.chdir(out):
         start = time.time()
         teacher_train = run_entry(TEACHER_TRAIN, args.seed, args.num_workers)
         export_teacher(TEACHER_TRAIN, TEACHER)
