@@ -12,9 +12,9 @@ from letkd.distillation.algorithms.classification.utils import (
     ClassificationAlgorithm,
     dense_kl_prediction,
     extract_features,
+    finish_step,
     vq_soft_targets,
 )
-from letkd.distillation.utils import top1accuracy
 
 __all__ = [
     "ClassificationQUEST",
@@ -74,8 +74,9 @@ def object_classification_with_quest(  # noqa: PLR0917 - the original positional
     cls_loss_coef: float = 1.0,
 ) -> dict[str, Any]:
     """QuEST step: logits = classifier(x); loss = cls_coef·CE + quest_coef·KL(t ‖ softmax(BoW(x)))."""
+    optimizers = (feature_extractor_optimizer, classifier_optimizer, BoW_predictor_optimizer)
     if is_train:
-        for optimizer in (feature_extractor_optimizer, classifier_optimizer, BoW_predictor_optimizer):
+        for optimizer in optimizers:
             optimizer.zero_grad()
     record: dict[str, Any] = {}
     with torch.no_grad():
@@ -91,14 +92,7 @@ def object_classification_with_quest(  # noqa: PLR0917 - the original positional
         _, loss_quest, _, record = quest_dense_prediction(BoW_predictor, features, encoding_targets, record)
         loss_total = loss_cls * cls_loss_coef + loss_quest * quest_loss_coef
         record["loss_total"] = loss_total.item()
-    with torch.no_grad():
-        record["AccuracyTop1"] = top1accuracy(scores_cls, labels)
-        record["Error"] = 100.0 - record["AccuracyTop1"]
-    if is_train:
-        loss_total.backward()
-        for optimizer in (feature_extractor_optimizer, classifier_optimizer, BoW_predictor_optimizer):
-            optimizer.step()
-    return record
+    return finish_step(record, scores_cls, labels, loss_total, optimizers if is_train else None)
 
 
 class ClassificationQUEST(ClassificationAlgorithm):

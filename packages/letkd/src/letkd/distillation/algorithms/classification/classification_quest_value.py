@@ -16,9 +16,9 @@ from letkd.distillation.algorithms.classification.utils import (
     ClassificationAlgorithm,
     dense_kl_prediction,
     extract_features,
+    finish_step,
     vq_soft_targets,
 )
-from letkd.distillation.utils import top1accuracy
 
 
 def quest_dense_prediction(
@@ -68,14 +68,7 @@ def object_classification_with_quest(  # noqa: PLR0917 - the original positional
         record["loss_cls"] = loss_cls.item()
         loss_total = loss_cls * cls_loss_coef + loss_quest * quest_loss_coef
         record["loss_total"] = loss_total.item()
-    with torch.no_grad():
-        record["AccuracyTop1"] = top1accuracy(scores_cls, labels)
-        record["Error"] = 100.0 - record["AccuracyTop1"]
-    if is_train:
-        loss_total.backward()
-        for optimizer in optimizers:
-            optimizer.step()
-    return record
+    return finish_step(record, scores_cls, labels, loss_total, optimizers if is_train else None)
 
 
 class ClassificationQUESTValue(ClassificationAlgorithm):

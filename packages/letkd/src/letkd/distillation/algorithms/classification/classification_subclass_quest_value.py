@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from letkd.distillation.algorithms.classification.classification_quest_value import quest_dense_prediction
-from letkd.distillation.algorithms.classification.utils import ClassificationAlgorithm, vq_soft_targets
-from letkd.distillation.utils import top1accuracy
+from letkd.distillation.algorithms.classification.utils import ClassificationAlgorithm, finish_step, vq_soft_targets
 
 __all__ = ["ClassificationSubQUESTValue", "object_classification_with_subclass_quest", "quest_dense_prediction"]
 
@@ -97,14 +96,7 @@ def object_classification_with_subclass_quest(  # noqa: PLR0917 - the original p
         record["loss_cls"] = loss_cls.item()
         loss_total = loss_cls * cls_loss_coef + loss_quest * quest_loss_coef + loss_sub * sub_loss_coef
         record["loss_total"] = loss_total.item()
-    with torch.no_grad():
-        record["AccuracyTop1"] = top1accuracy(scores_cls, labels)
-        record["Error"] = 100.0 - record["AccuracyTop1"]
-    if is_train:
-        loss_total.backward()
-        for optimizer in optimizers:
-            optimizer.step()
-    return record
+    return finish_step(record, scores_cls, labels, loss_total, optimizers if is_train else None)
 
 
 class ClassificationSubQUESTValue(ClassificationAlgorithm):

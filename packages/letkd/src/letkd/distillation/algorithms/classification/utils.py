@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -143,3 +144,22 @@ def dense_kl_prediction(
         hard_targets.append(hard)
     record["loss_quest"] = loss_total.item()
     return loss_total, hard_targets, record
+
+
+def finish_step(
+    record: dict[str, Any],
+    scores_cls: torch.Tensor,
+    labels: torch.Tensor,
+    loss_total: torch.Tensor,
+    optimizers: Iterable[torch.optim.Optimizer] | None,
+) -> dict[str, Any]:
+    """The letKD steps' common end: record AccuracyTop1 and Error, then (training: `optimizers` given) backpropagate
+    `loss_total` and step every optimizer. Returns `record`."""
+    with torch.no_grad():
+        record["AccuracyTop1"] = top1accuracy(scores_cls, labels)
+        record["Error"] = 100.0 - record["AccuracyTop1"]
+    if optimizers is not None:
+        loss_total.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+    return record
