@@ -19,9 +19,10 @@ from whiten_mtd.models.teachers import teacher_models
 
 def test_defaults_and_checks() -> None:
     args = demo.parse_args([])
-    assert (args.imsize, args.styles, args.batch_size, args.output_dir) == (32, 4, 20, Path("output/whiten_mtd_demo"))
+    assert (args.imsize, args.styles, args.batch_size, args.output_dir) == (32, 4, 10, Path("output/whiten_mtd_demo"))
+    assert (args.pca_dim, args.multiscale, args.raw_teachers) == (16, False, False)
     assert demo.parse_args(["--out", "x"]).output_dir == Path("x")
-    for bad in (["--styles", "2"], ["-b", "41"], ["--epochs", "0"]):
+    for bad in (["--styles", "2"], ["-b", "41"], ["--epochs", "0"], ["--pca-dim", "0"], ["--finetune-steps", "0"]):
         with pytest.raises(SystemExit):
             demo.parse_args(bad)
 
@@ -80,7 +81,7 @@ def test_random_student_is_a_loadable_checkpoint(tmp_path: Path) -> None:
 def test_argv_parse_with_the_real_scripts() -> None:
     args = demo.parse_args(["--epochs", "3", "-b", "8"])
     pca = gld_pca_learn_main.get_args_parser().parse_args(demo.pca_learn_argv("mocov3", args))
-    assert (pca.teacher, pca.imsize, pca.num_samples, pca.world_size) == ("mocov3", 32, -1, 1)
+    assert (pca.teacher, pca.imsize, pca.num_samples, pca.world_size, pca.embed_dim) == ("mocov3", 32, -1, 1, 16)
     assert pca.dump_to.endswith("pca_weights/mocov3_pca_512d_svd_224x224_p1.pt")
     distill = gld_distill_main.get_args_parser().parse_args(demo.distill_argv(args))
     assert (distill.teachers, distill.batch_size, distill.epochs, distill.snapshot_step) == (
@@ -90,12 +91,14 @@ def test_argv_parse_with_the_real_scripts() -> None:
         3,
     )
     assert distill.no_imagenet_init and distill.strategy == "maxmin" and distill.st == distill.tt == 0.05
+    assert distill.lr == 2e-3
     rows = demo.evaluations(args, "checkpoints/checkpoint_3.pt")
-    assert len(rows) == 6
+    assert len(rows) == 4
     for _, _, flags in rows:
         ev = oxford_paris_eval_main.get_args_parser().parse_args(demo.eval_argv(flags, args))
-        assert ev.multiscale and ev.p == 3.0 and ev.dataset == "roxford5k"
-    assert len(demo.evaluations(demo.parse_args(["--skip-raw-teachers"]), "x")) == 4
+        assert not ev.multiscale and ev.p == 3.0 and ev.dataset == "roxford5k"
+    assert oxford_paris_eval_main.get_args_parser().parse_args(demo.eval_argv([], demo.parse_args(["-ms"]))).multiscale
+    assert len(demo.evaluations(demo.parse_args(["--raw-teachers"]), "x")) == 6
 
 
 def test_entry_scripts_are_found() -> None:
@@ -126,7 +129,7 @@ def test_format_table() -> None:
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--out", str(tmp_path), "--teacher-steps", "2", "--epochs", "1", "--skip-raw-teachers", "--device", "cpu"]
+    argv = ["--out", str(tmp_path), "--teacher-steps", "2", "--finetune-steps", "2", "--epochs", "1", "--device", "cpu"]
     demo.main(argv)
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(table) == 2 + 4

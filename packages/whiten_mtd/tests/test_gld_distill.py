@@ -164,6 +164,7 @@ def test_entry_script_lists_every_original_flag() -> None:
         "imsize": 512,
         "strategy": "maxmin",
         "no_imagenet_init": False,
+        "seed": None,
     }
 
 

@@ -123,6 +123,18 @@ def test_script_learns_the_pca_of_the_teacher_descriptors(pca_data: tuple[Path, 
     torch.testing.assert_close(learned(probe).abs(), expected(probe).abs(), atol=1e-3, rtol=1e-3)
 
 
+def test_seed_flag_repeats_the_learned_pca(pca_data: tuple[Path, Path], tmp_path: Path) -> None:
+    """[added] `--seed`: two runs draw the same crops, so the PCA files are equal (the original never seeds)."""
+    weights, gld = pca_data
+    argv = ["-t", "barlowtwins", "--imsize", "32", "--num_workers", "0", "--embed_dim", "16", "-b", "8", "-p", "1"]
+    argv += ["--num_samples", "12", "--gld_root_path", str(gld), "--path_to_pretrained_weights", str(weights)]
+    for run in ("a", "b"):
+        torch.manual_seed(len(run) * 7 if run == "a" else 99)  # different global state before each run
+        gld_pca_learn_main.main([*argv, "--seed", "3", "--dump_to", str(tmp_path / f"{run}.pt")])
+    first, second = load_pca_file(tmp_path / "a.pt"), load_pca_file(tmp_path / "b.pt")
+    assert torch.equal(first.mean, second.mean) and torch.equal(first.d, second.d)
+
+
 def test_script_user_errors(capsys: pytest.CaptureFixture[str]) -> None:
     for argv, message in [
         (["-t", "mocov3"], "--imsize is required"),
@@ -148,4 +160,5 @@ def test_script_user_errors(capsys: pytest.CaptureFixture[str]) -> None:
         "gld_root_path": "/path/to/gldv2",
         "dump_to": "x",
         "path_to_pretrained_weights": "/path/to/pretrained_weights",
+        "seed": None,
     }

@@ -59,6 +59,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="path to pretrained teacher models and whitening weights",
     )
     add_distributed_args(parser, "tcp://localhost:2023")
+    utils.add_seed_arg(parser)
     add("--start_epoch", type=int, metavar="N", default=0, help="start from epoch i (overwritten by --resume)")
     add("--epochs", default=200, type=int, metavar="N", help="number of training epochs")
     add("--lr", default=1e-3, type=float, metavar="N", help="initial learning rate")
@@ -133,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def main_worker(args: argparse.Namespace, device: torch.device) -> None:
     """One training process: data, model (DDP), optimiser, schedule, loss, optional resume, epochs and snapshots."""
     torch.backends.cudnn.benchmark = True
+    utils.seed_process(args.seed, args.rank)
     utils.setup_logger(args.ckpt_dir if args.rank == 0 else None)
     logger = logging.getLogger(f"worker {args.rank}")
     logger.info(f"Using device {device}")

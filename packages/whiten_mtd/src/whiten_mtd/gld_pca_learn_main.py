@@ -45,6 +45,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     add("--imsize", default=None, type=int, help="RandomResizedCrop size (required; the released files used 512)")
     add("--num_workers", default=8, type=int, metavar="N", help="number of data loader workers")
     add_distributed_args(parser, "tcp://localhost:1234")
+    utils.add_seed_arg(parser)
     add("--embed_dim", default=512, type=int, help="PCA output dimension")
     add("-b", "--batch_size", default=256, type=int, help="batch size per process")
     add("-p", default=3, type=float, help="GeM power of the teacher")
@@ -106,6 +107,7 @@ def main_worker(args: argparse.Namespace, device: torch.device) -> None:
 def learn_and_save(args: argparse.Namespace, device: torch.device, learn: LearnPCA) -> None:
     """The PCA scripts' worker: teacher `-t` under DDP, `learn(args, model, device)` (a PCA on rank 0), save it."""
     torch.backends.cudnn.benchmark = True
+    utils.seed_process(args.seed, args.rank)
     utils.setup_logger(log_path=None)
     logging.getLogger(f"worker {args.rank}").info(f"Using device {device}")
     teacher = teacher_models[args.teacher](args.path_to_pretrained_weights, gem_p=args.p)

@@ -39,6 +39,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     add("-t", "--teacher", default=None, type=str, metavar="ARCH", choices=list(teacher_models), help="teacher name")
     add("--num_workers", default=8, type=int, metavar="N", help="number of data loader workers")
     add_distributed_args(parser, "tcp://localhost:1234")
+    utils.add_seed_arg(parser)
     add("--embed_dim", default=512, type=int, help="PCA output dimension")
     add("-b", "--batch_size", default=256, type=int, help="batch size per process")
     add("-p", default=1, type=float, help="GeM power of the teacher (1 = average pooling)")

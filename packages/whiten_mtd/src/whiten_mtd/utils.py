@@ -6,6 +6,7 @@ for a single process without a process group as well.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ from torch import nn
 from kdrepro_shared.checkpoints import io as ckpt_io
 from kdrepro_shared.distributed import get_rank, get_world_size, is_dist_avail_and_initialized
 from kdrepro_shared.errors import KdReproError
+from kdrepro_shared.seed import seed_everything
 
 __all__ = [
     "PCA",
@@ -144,3 +146,14 @@ class PCA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - self.mean
         return torch.mm(self.dvt, centred.transpose(0, 1)).transpose(0, 1)
+
+
+def add_seed_arg(parser: argparse.ArgumentParser) -> None:
+    """[added] `--seed`: the original never seeds (crops, subsets and inits differ run to run); None keeps that."""
+    parser.add_argument("--seed", default=None, type=int, help="[added] seed torch, numpy and random with seed + rank")
+
+
+def seed_process(seed: int | None, rank: int) -> None:
+    """Seed this process with `seed + rank` (ranks draw different crops) when `--seed` is given; else do nothing."""
+    if seed is not None:
+        seed_everything(seed + rank)
