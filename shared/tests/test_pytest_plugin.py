@@ -1,4 +1,4 @@
-"""The `pytest11` plugin: a `gpu`-marked test skips (never fails) where torch sees no CUDA device."""
+"""The monorepo pytest plugin: a `gpu`-marked test skips (never fails) where torch sees no CUDA device."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ def test_gpu_test_skips_without_cuda(tmp_path: Path) -> None:
         "import pytest\n\n\n@pytest.mark.gpu\ndef test_needs_cuda():\n    raise AssertionError('ran without CUDA')\n"
     )
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # hides any GPU, so this also holds on a GPU machine
+    command = [sys.executable, "-m", "pytest", "-p", "kdrepro_shared.pytest_plugin", "-p", "no:cacheprovider"]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "gpu", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
+        [*command, "-m", "gpu", "-rs", str(tmp_path)],
         cwd=tmp_path,
         env=env,
         capture_output=True,

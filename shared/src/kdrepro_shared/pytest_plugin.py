@@ -1,6 +1,8 @@
-"""pytest plugin every package gets with kdrepro-shared (`pytest11` entry point): `gpu` tests skip without CUDA.
+"""pytest plugin of the monorepo (loaded by the root `conftest.py`, or `pytest -p kdrepro_shared.pytest_plugin`):
+`gpu` tests skip without CUDA, so `pytest -m gpu` on a machine without a GPU reports skips instead of failures.
 
-So `pytest -m gpu` on a machine without a GPU reports skips instead of failures, whichever package's tests run.
+Not a `pytest11` entry point on purpose: pytest would then assertion-rewrite every `kdrepro_shared` module, which
+breaks `runpy` (`python -m kdrepro_shared.…`) inside tests.
 """
 
 from __future__ import annotations
